@@ -1,0 +1,51 @@
+/**
+ * The RPC surface of a RegionDirectory Durable Object, as the edge Worker
+ * calls it. The Worker authenticates every caller before it calls these; the
+ * object trusts its inputs' authenticity but still validates their shape.
+ */
+import type { Capacity, PeerInfo, ProviderInfo } from "../src/core/messages.js";
+import type { Role } from "../src/core/roles.js";
+
+export interface RegisterPeerInput {
+  nodeId: string;
+  publicKey: string;
+  hostId: string;
+  addresses: string[];
+  roles: Role[];
+  capacity: Capacity;
+  certificateExpiresAtMs: number;
+}
+
+export interface RegionSummary {
+  region: string;
+  peers: { alive: number; suspect: number; dead: number; connected: number };
+  /** Sum of the sizes of distinct chunks held by live peers, times their replica counts. */
+  storedBytes: number;
+  replicas: number;
+  pinnedChunks: number;
+  underReplicatedChunks: number;
+  r2EgressBytes: number;
+  updatedAtMs: number;
+}
+
+export interface SignalResult {
+  delivered: true;
+}
+
+export interface RegionDirectoryRpc {
+  /** Upserts the peer as alive and returns its initial peer list: the k closest to it, then a few random ones. */
+  register(region: string, input: RegisterPeerInput): Promise<{ peers: PeerInfo[] }>;
+  /** Current state of a registered peer, or null (certificate renewal refuses unknown and dead peers). */
+  peerState(nodeId: string): Promise<"alive" | "suspect" | "dead" | null>;
+  findNode(target: string, count?: number): Promise<PeerInfo[]>;
+  findProviders(cid: string, count?: number): Promise<ProviderInfo[]>;
+  /** Sets the target replication factor of chunks (0 unpins); the caller has the publisher role. */
+  pin(nodeId: string, cids: string[], replicas: number, sizeBytes?: number[]): Promise<void>;
+  /** Live service peers on distinct hosts for `count` new replicas, best first. */
+  place(count: number, exclude: string[], sizeBytes?: number): Promise<PeerInfo[]>;
+  /** Delivers a signaling message to a connected peer of this region; throws NotFoundError "peer_not_connected". */
+  deliverSignal(from: string, fromRegion: string, to: string, payload: unknown): Promise<SignalResult>;
+  /** Adds R2 bytes served to this region's egress counter. */
+  addEgress(bytes: number): Promise<void>;
+  summary(): Promise<RegionSummary>;
+}

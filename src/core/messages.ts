@@ -1,0 +1,138 @@
+/**
+ * The messages peers and the edge say to each other, as one discriminated
+ * union per direction, each validated with valibot at every boundary (the
+ * region directory on receipt, the peer on receipt). Senders check their
+ * literals with `satisfies PeerToDirectory` / `satisfies DirectoryToPeer`.
+ *
+ * Transport: one WebSocket per peer to its region directory, JSON text
+ * frames. The literal text "ping" is answered "pong" by the runtime without
+ * waking the Durable Object (hibernation auto-response); everything else
+ * here is a real message. Requests carry an `id` chosen by the sender and
+ * are answered by a message with the same `id`.
+ */
+import * as v from "valibot";
+import { CID_STRING_LENGTH } from "./cid.js";
+import { ROLES } from "./roles.js";
+import { REGION_NAME_RE } from "./region-map.js";
+
+export const PING = "ping";
+export const PONG = "pong";
+/** Largest WebSocket text frame the directory accepts. */
+export const MAX_MESSAGE_CHARS = 128 * 1024;
+/** Largest signaling payload (canonical JSON), enough for SDP/candidates or a connect-back request. */
+export const MAX_SIGNAL_PAYLOAD_CHARS = 4096;
+export const MAX_ADDRESSES = 8;
+
+const cid = v.pipe(v.string(), v.length(CID_STRING_LENGTH), v.regex(/^b[a-z2-7]+$/, "not a CIDv1 base32 string"));
+export const nodeIdSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex characters"));
+const requestId = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
+const count = (max: number) => v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(max)));
+const nonNegInt = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+export const regionSchema = v.pipe(v.string(), v.regex(REGION_NAME_RE, "must be a region name ([a-z][a-z0-9-]{0,31})"));
+export const roleListSchema = v.pipe(v.array(v.picklist(ROLES)), v.minLength(1), v.maxLength(ROLES.length), v.check((r) => new Set(r).size === r.length, "roles must not repeat"));
+
+/** A transfer endpoint, e.g. "http://203.0.113.7:7070" or "udx://[2001:db8::1]:7071". */
+export const addressSchema = v.pipe(
+  v.string(),
+  v.maxLength(200),
+  v.regex(/^(https?|tcp|udp|udx):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be scheme://host:port with scheme http, https, tcp, udp or udx"),
+);
+export const addressListSchema = v.pipe(v.array(addressSchema), v.maxLength(MAX_ADDRESSES));
+
+export const capacitySchema = v.object({
+  storageBytes: nonNegInt,
+  uploadBps: nonNegInt,
+  downloadBps: nonNegInt,
+});
+export type Capacity = v.InferOutput<typeof capacitySchema>;
+
+export const loadSchema = v.object({
+  activeTransfers: nonNegInt,
+  queueLength: nonNegInt,
+  /** 0..1 share of the host's CPU in use. */
+  cpu: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+});
+export type Load = v.InferOutput<typeof loadSchema>;
+
+// ---- peer → directory -------------------------------------------------------
+
+export const statusMessage = v.object({
+  type: v.literal("status"),
+  load: loadSchema,
+  freeBytes: nonNegInt,
+  capacity: v.optional(capacitySchema),
+  addresses: v.optional(addressListSchema),
+});
+
+export const announceMessage = v.object({
+  type: v.literal("announce"),
+  id: v.optional(requestId),
+  added: v.pipe(v.array(cid), v.maxLength(1000)),
+  removed: v.pipe(v.array(cid), v.maxLength(1000)),
+});
+
+export const findNodeMessage = v.object({ type: v.literal("find_node"), id: requestId, target: nodeIdSchema, count: count(100) });
+export const findProvidersMessage = v.object({ type: v.literal("find_providers"), id: requestId, cid, count: count(100) });
+
+export const pinMessage = v.object({
+  type: v.literal("pin"),
+  id: requestId,
+  cids: v.pipe(v.array(cid), v.minLength(1), v.maxLength(1000)),
+  /** Target replication factor; 0 unpins. */
+  replicas: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(16)),
+  sizeBytes: v.optional(v.pipe(v.array(nonNegInt), v.maxLength(1000))),
+});
+
+export const signalMessage = v.object({
+  type: v.literal("signal"),
+  id: requestId,
+  to: nodeIdSchema,
+  /** Region of the recipient when it differs from the sender's. */
+  region: v.optional(regionSchema),
+  payload: v.pipe(
+    v.unknown(),
+    v.check((p) => p !== undefined && JSON.stringify(p).length <= MAX_SIGNAL_PAYLOAD_CHARS, `payload must be JSON of at most ${MAX_SIGNAL_PAYLOAD_CHARS} characters`),
+  ),
+});
+
+/** Where should `count` new replicas go? Answered with `nodes`: live service peers on distinct hosts, best first. */
+export const placeMessage = v.object({
+  type: v.literal("place"),
+  id: requestId,
+  count: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(16)),
+  /** Peers that must not be chosen (the asker, current holders). */
+  exclude: v.optional(v.pipe(v.array(nodeIdSchema), v.maxLength(64))),
+  sizeBytes: v.optional(nonNegInt),
+});
+
+export const peerToDirectory = v.variant("type", [statusMessage, announceMessage, findNodeMessage, findProvidersMessage, pinMessage, signalMessage, placeMessage]);
+export type PeerToDirectory = v.InferOutput<typeof peerToDirectory>;
+
+// ---- directory → peer -------------------------------------------------------
+
+export type PeerState = "alive" | "suspect" | "dead";
+
+export const hostIdSchema = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1–64 characters of [A-Za-z0-9._-]"));
+
+export interface PeerInfo {
+  nodeId: string;
+  /** Peers with one hostId share a failure domain: replicas of one chunk never share a host. */
+  hostId: string;
+  region: string;
+  addresses: string[];
+  roles: string[];
+  state: PeerState;
+}
+
+export interface ProviderInfo extends PeerInfo {
+  load: Load | null;
+  freeBytes: number | null;
+}
+
+export type DirectoryToPeer =
+  | { type: "welcome"; nodeId: string; region: string; heartbeatIntervalMs: number; statusIntervalMs: number; serverTimeMs: number }
+  | { type: "nodes"; id: string; nodes: PeerInfo[] }
+  | { type: "providers"; id: string; cid: string; providers: ProviderInfo[] }
+  | { type: "ack"; id: string }
+  | { type: "signal"; from: string; fromRegion: string; payload: unknown }
+  | { type: "error"; id?: string; code: string; message: string };

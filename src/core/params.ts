@@ -1,0 +1,67 @@
+/**
+ * Every network-wide tunable, with its default, in one place. The edge
+ * publishes the values in force through `GET /v1/network`, so peers never
+ * hard-code them; `wrangler.toml` [vars] may override the ones marked so.
+ */
+export interface NetworkParams {
+  /** Kademlia bucket size and the number of peers FIND_NODE returns. */
+  k: number;
+  /** How often a peer pings its region directory (auto-answered, does not wake the object). */
+  heartbeatIntervalMs: number;
+  /** How often a peer sends a status report (load, free space), which does wake the object. */
+  statusIntervalMs: number;
+  /** Missed heartbeat intervals before a peer is suspect (its replicas stop being offered first). */
+  suspectAfterMissedHeartbeats: number;
+  /** Missed heartbeat intervals before a peer is dead (its replicas stop counting). */
+  deadAfterMissedHeartbeats: number;
+  /** Lifetime of an edge-signed peer certificate. */
+  certificateTtlMs: number;
+  /** A certificate may be renewed once less than this much of its life is left. */
+  certificateRenewBeforeMs: number;
+  /** Accepted clock difference for signed timestamps; also how long nonces are remembered. */
+  signatureMaxSkewMs: number;
+  /** Target replicas of a pinned chunk unless the publisher asks otherwise. */
+  defaultReplicationFactor: number;
+  /** Largest chunk the edge and peers accept. */
+  maxChunkBytes: number;
+  /** Random peers added to the k closest in a bootstrap answer, for routing-table diversity. */
+  bootstrapRandomPeers: number;
+  /** Largest number of CIDs in one inventory announcement. */
+  maxAnnounceBatch: number;
+  /** Interval of the region directory's KV summary snapshot. */
+  snapshotIntervalMs: number;
+}
+
+export const DEFAULT_PARAMS: NetworkParams = {
+  k: 20,
+  heartbeatIntervalMs: 30_000,
+  statusIntervalMs: 300_000,
+  suspectAfterMissedHeartbeats: 3,
+  deadAfterMissedHeartbeats: 6,
+  certificateTtlMs: 24 * 3600_000,
+  certificateRenewBeforeMs: 6 * 3600_000,
+  signatureMaxSkewMs: 5 * 60_000,
+  defaultReplicationFactor: 3,
+  maxChunkBytes: 8 * 1024 * 1024,
+  bootstrapRandomPeers: 4,
+  maxAnnounceBatch: 1000,
+  snapshotIntervalMs: 60_000,
+};
+
+/** Applies string overrides (from wrangler vars or a test environment) over the defaults, rejecting nonsense. */
+export function resolveParams(overrides: Partial<Record<keyof NetworkParams, unknown>> = {}): NetworkParams {
+  const out: NetworkParams = { ...DEFAULT_PARAMS };
+  for (const key of Object.keys(DEFAULT_PARAMS) as (keyof NetworkParams)[]) {
+    const raw = overrides[key];
+    if (raw === undefined || raw === null || raw === "") continue;
+    const value = typeof raw === "number" ? raw : Number(raw);
+    if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) {
+      throw new RangeError(`network parameter ${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+    }
+    out[key] = value;
+  }
+  if (out.deadAfterMissedHeartbeats <= out.suspectAfterMissedHeartbeats) {
+    throw new RangeError("deadAfterMissedHeartbeats must exceed suspectAfterMissedHeartbeats");
+  }
+  return out;
+}

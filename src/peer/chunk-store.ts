@@ -1,0 +1,630 @@
+/**
+ * The native peer's local chunk store: one file per chunk, named by its CID.
+ *
+ * Layout under the store root:
+ *   chunks/<2 hex chars>/<cid>  the ciphertext; the shard is the first byte of
+ *                               the SHA-256 digest, so 256 directories share
+ *                               the load evenly whatever the CIDs look like
+ *   pins/<cid>                  an empty marker: this chunk is never evicted
+ *
+ * Invariants, and why they hold:
+ * - A chunk file always holds exactly the bytes its CID names. `put` hashes
+ *   before anything is written, files appear only through an atomic rename
+ *   (see atomic-file.ts), `scrub` re-hashes to catch bit rot, and a killed
+ *   process leaves only `.tmp-*` files that `open` removes.
+ * - No path is built from untrusted input: every name passes `parseCid`,
+ *   which accepts only canonical base32 CIDv1 (no "/", "..", upper case).
+ * - Stored bytes stay within `limitBytes`: a put reserves its size first and
+ *   evicts unpinned chunks least-recently-used first; if pinned data leaves
+ *   no room it fails with `StoreFullError`, as does ENOSPC from the OS.
+ * - Per-CID operations that change files (put, pin, unpin, delete, the unlink
+ *   after eviction, scrub) run one at a time per CID, so concurrent puts of
+ *   one chunk cannot double-count it and a deferred eviction unlink never
+ *   deletes a copy that was re-added meanwhile. Reads take no lock: a reader
+ *   opens the file first, and POSIX keeps an unlinked file's bytes readable
+ *   through open descriptors, so a read returns all bytes or null.
+ *
+ * Recency (for LRU) lives in memory; after a restart it is seeded from the
+ * files' atime/mtime, which is approximate by design (no write per read).
+ */
+import { EventEmitter } from "node:events";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { toHex } from "../core/bytes.js";
+import { cidFromSha256, isCid, parseCid, type ParsedCid } from "../core/cid.js";
+import { PeercloudError } from "../core/errors.js";
+import { DEFAULT_PARAMS } from "../core/params.js";
+import { cleanupTempFiles, errorCode, fsyncDirectory, writeFileAtomic } from "./atomic-file.js";
+
+/** Bytes that do not hash to the CID they were offered under. */
+export class ChunkMismatchError extends PeercloudError {
+  constructor(cid: string, actualCid: string) {
+    super("chunk_mismatch", `chunk bytes do not match ${cid} (they hash to ${actualCid})`, 422, { cid, actualCid });
+    this.name = "ChunkMismatchError";
+  }
+}
+
+/** No room: pinned data fills the storage limit, or the filesystem itself is full. */
+export class StoreFullError extends PeercloudError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super("store_full", message, 507, details);
+    this.name = "StoreFullError";
+  }
+}
+
+export class ChunkTooLargeError extends PeercloudError {
+  constructor(sizeBytes: number, maxChunkBytes: number) {
+    super("chunk_too_large", `chunk of ${sizeBytes} bytes exceeds the ${maxChunkBytes}-byte maximum`, 413, { sizeBytes, maxChunkBytes });
+    this.name = "ChunkTooLargeError";
+  }
+}
+
+/** A byte range outside the chunk (HTTP 416). */
+export class ChunkRangeError extends PeercloudError {
+  constructor(message: string) {
+    super("range_not_satisfiable", message, 416);
+    this.name = "ChunkRangeError";
+  }
+}
+
+export class StoreClosedError extends PeercloudError {
+  constructor() {
+    super("store_closed", "the chunk store is closed", 503);
+    this.name = "StoreClosedError";
+  }
+}
+
+export interface ChunkStoreOptions {
+  /** Upper bound on stored chunk bytes (not counting filesystem overhead). Default: unlimited (Infinity). */
+  limitBytes?: number;
+  /** Largest chunk `put` accepts. Default: DEFAULT_PARAMS.maxChunkBytes (8 MiB); the daemon passes the network's value. */
+  maxChunkBytes?: number;
+  /** Clock for recency; injectable for tests and the simulator. Default: Date.now. */
+  now?: () => number;
+}
+
+export type RemovalReason = "evicted" | "deleted" | "corrupt";
+
+export interface ChunkStoreEvents {
+  /** A chunk became readable (announce it). Listeners run synchronously and must not throw. */
+  added: [cid: string, sizeBytes: number];
+  /** A chunk stopped being served (withdraw it). Emitted before its file is unlinked. */
+  removed: [cid: string, reason: RemovalReason];
+}
+
+export interface ChunkInfo {
+  cid: string;
+  sizeBytes: number;
+  pinned: boolean;
+  lastAccessMs: number;
+}
+
+export interface ChunkStoreStats {
+  chunks: number;
+  usedBytes: number;
+  pinnedBytes: number;
+  /** Infinity when unlimited. */
+  limitBytes: number;
+  /** Room left under the limit, after bytes reserved by puts in progress. */
+  freeBytes: number;
+}
+
+/** A byte range [start, end) of a chunk: `end` is exclusive, like `Uint8Array.slice`, and clamped to the chunk size. */
+export interface ByteRange {
+  start?: number;
+  end?: number;
+}
+
+export interface ChunkReadStream {
+  /** The requested bytes. Consume or destroy it: it owns an open file descriptor. */
+  stream: Readable;
+  /** Size of the whole chunk. */
+  sizeBytes: number;
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
+export interface ScrubOptions {
+  onCorrupt?: (cid: string) => void | Promise<void>;
+  /** Stops the scrub between chunks (it rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+export interface ScrubResult {
+  checked: number;
+  corrupt: string[];
+}
+
+interface Entry {
+  sizeBytes: number;
+  pinned: boolean;
+  lastAccessMs: number;
+}
+
+const CHUNKS_DIR = "chunks";
+const PINS_DIR = "pins";
+const SHARD_NAME = /^[0-9a-f]{2}$/;
+const SCRUB_READ_BYTES = 1024 * 1024;
+
+/** Shard directory of a chunk: the hex of its digest's first byte. */
+export function shardOf(digest: Uint8Array): string {
+  return toHex(digest.subarray(0, 1));
+}
+
+export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
+  readonly rootDir: string;
+  readonly limitBytes: number;
+  readonly maxChunkBytes: number;
+  private readonly now: () => number;
+  private readonly chunksDir: string;
+  private readonly pinsDir: string;
+  /** Every present chunk. */
+  private readonly entries = new Map<string, Entry>();
+  /** Present unpinned chunks, least recently used first (Map keeps insertion order; a touch re-inserts). */
+  private readonly evictable = new Map<string, Entry>();
+  /** Pinned CIDs, present or not: pinning ahead of a download protects the chunk as soon as it lands. */
+  private readonly pins = new Set<string>();
+  private readonly shards = new Set<string>();
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private usedBytes = 0;
+  private pinnedBytes = 0;
+  /** Bytes of puts that made room but have not committed yet. */
+  private reservedBytes = 0;
+  private reservationWaiters: (() => void)[] = [];
+  private closed = false;
+
+  private constructor(rootDir: string, options: ChunkStoreOptions) {
+    super();
+    const limitBytes = options.limitBytes ?? Infinity;
+    if (typeof limitBytes !== "number" || Number.isNaN(limitBytes) || limitBytes < 0) throw new RangeError(`ChunkStore: limitBytes must be a non-negative number, got ${limitBytes}`);
+    const maxChunkBytes = options.maxChunkBytes ?? DEFAULT_PARAMS.maxChunkBytes;
+    if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes <= 0) throw new RangeError(`ChunkStore: maxChunkBytes must be a positive integer, got ${maxChunkBytes}`);
+    this.rootDir = rootDir;
+    this.limitBytes = limitBytes;
+    this.maxChunkBytes = maxChunkBytes;
+    this.now = options.now ?? Date.now;
+    this.chunksDir = join(rootDir, CHUNKS_DIR);
+    this.pinsDir = join(rootDir, PINS_DIR);
+  }
+
+  /**
+   * Opens (creating if needed) the store at `rootDir`: removes temp files a
+   * killed writer left, loads pins, indexes chunk files, and evicts unpinned
+   * chunks if a lowered limit is exceeded (no events: take the inventory from
+   * `list()` after opening). One process per store at a time.
+   */
+  static async open(rootDir: string, options: ChunkStoreOptions = {}): Promise<ChunkStore> {
+    const store = new ChunkStore(resolve(rootDir), options);
+    await store.load();
+    return store;
+  }
+
+  has(cid: string): boolean {
+    return this.entries.has(parseCid(cid).cid);
+  }
+
+  /** Size in bytes of a present chunk, or null. */
+  sizeBytes(cid: string): number | null {
+    return this.entries.get(parseCid(cid).cid)?.sizeBytes ?? null;
+  }
+
+  isPinned(cid: string): boolean {
+    return this.pins.has(parseCid(cid).cid);
+  }
+
+  /**
+   * The whole chunk, or null when absent. With `verify`, the bytes are
+   * re-hashed first and a corrupt copy is removed (reason "corrupt") and
+   * reported as absent.
+   */
+  async get(cid: string, options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
+    const parsed = parseCid(cid);
+    const entry = this.entries.get(parsed.cid);
+    if (!entry) return null;
+    let bytes: Uint8Array;
+    try {
+      const buffer = await readFile(this.chunkPath(parsed));
+      // A plain Uint8Array view (no copy), the type every store implementation returns.
+      bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") throw error;
+      await this.dropVanished(parsed, entry);
+      return null;
+    }
+    if (options.verify && !createHash("sha256").update(bytes).digest().equals(parsed.digest)) {
+      await this.removeCorrupt(parsed, entry);
+      return null;
+    }
+    this.touch(parsed.cid);
+    return bytes;
+  }
+
+  /** Streams a chunk or a range of it (for serving and HTTP Range), or null when absent. */
+  async openRead(cid: string, range: ByteRange = {}): Promise<ChunkReadStream | null> {
+    const parsed = parseCid(cid);
+    const entry = this.entries.get(parsed.cid);
+    if (!entry) return null;
+    let handle;
+    try {
+      handle = await open(this.chunkPath(parsed), "r");
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") throw error;
+      await this.dropVanished(parsed, entry);
+      return null;
+    }
+    try {
+      const sizeBytes = (await handle.stat()).size;
+      const start = range.start ?? 0;
+      const end = Math.min(range.end ?? sizeBytes, sizeBytes);
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > sizeBytes || end < start) {
+        throw new ChunkRangeError(`range [${range.start}, ${range.end}) is not within chunk ${parsed.cid} of ${sizeBytes} bytes`);
+      }
+      let stream: Readable;
+      if (end === start) {
+        await handle.close();
+        stream = Readable.from([]);
+      } else {
+        // createReadStream's `end` is inclusive.
+        stream = handle.createReadStream({ start, end: end - 1, autoClose: true });
+      }
+      this.touch(parsed.cid);
+      return { stream, sizeBytes, start, end };
+    } catch (error) {
+      await handle.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Stores a chunk after checking SHA-256(bytes) against the CID. Idempotent:
+   * a chunk already present is only touched (and pinned if asked), with
+   * `added: false`. Makes room by evicting unpinned chunks, LRU first.
+   */
+  async put(cid: string, bytes: Uint8Array, options: { pin?: boolean } = {}): Promise<{ added: boolean }> {
+    this.assertOpen();
+    const parsed = parseCid(cid);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`ChunkStore.put: bytes must be a Uint8Array, got ${typeof bytes}`);
+    if (bytes.length > this.maxChunkBytes) throw new ChunkTooLargeError(bytes.length, this.maxChunkBytes);
+    const actual = createHash("sha256").update(bytes).digest();
+    if (!actual.equals(parsed.digest)) throw new ChunkMismatchError(parsed.cid, cidFromSha256(actual));
+    return this.track(this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true)));
+  }
+
+  /** Protects a chunk from eviction, persistently. The CID need not be present yet. */
+  async pin(cid: string): Promise<void> {
+    this.assertOpen();
+    const parsed = parseCid(cid);
+    await this.track(this.withLock(parsed.cid, () => this.pinLocked(parsed.cid)));
+  }
+
+  /** Makes a chunk evictable again (as most recently used). Returns whether it was pinned. */
+  async unpin(cid: string): Promise<boolean> {
+    this.assertOpen();
+    const parsed = parseCid(cid);
+    return this.track(this.withLock(parsed.cid, () => this.unpinLocked(parsed.cid)));
+  }
+
+  /** Removes a chunk and its pin. Returns whether the chunk was present. */
+  async delete(cid: string): Promise<boolean> {
+    this.assertOpen();
+    const parsed = parseCid(cid);
+    return this.track(
+      this.withLock(parsed.cid, async () => {
+        if (this.pins.has(parsed.cid)) await this.unpinLocked(parsed.cid);
+        const entry = this.forget(parsed.cid);
+        if (!entry) return false;
+        this.emit("removed", parsed.cid, "deleted");
+        await rm(this.chunkPath(parsed), { force: true });
+        return true;
+      }),
+    );
+  }
+
+  /** Present chunks, least recently used unpinned ones first among the unpinned. */
+  *list(): IterableIterator<ChunkInfo> {
+    for (const [cid, entry] of this.entries) yield { cid, sizeBytes: entry.sizeBytes, pinned: entry.pinned, lastAccessMs: entry.lastAccessMs };
+  }
+
+  stats(): ChunkStoreStats {
+    return {
+      chunks: this.entries.size,
+      usedBytes: this.usedBytes,
+      pinnedBytes: this.pinnedBytes,
+      limitBytes: this.limitBytes,
+      freeBytes: Math.max(0, this.limitBytes - this.usedBytes - this.reservedBytes),
+    };
+  }
+
+  /**
+   * Re-hashes every chunk present when the scrub starts, streaming with
+   * bounded memory, and removes the corrupt or vanished ones (event reason
+   * "corrupt"). Meant to run periodically from the daemon.
+   */
+  async scrub(options: ScrubOptions = {}): Promise<ScrubResult> {
+    this.assertOpen();
+    return this.track(
+      (async () => {
+        const result: ScrubResult = { checked: 0, corrupt: [] };
+        for (const cid of Array.from(this.entries.keys())) {
+          options.signal?.throwIfAborted();
+          const parsed = parseCid(cid);
+          const corrupt = await this.withLock(cid, async () => {
+            const entry = this.entries.get(cid);
+            if (!entry) return false;
+            result.checked++;
+            if (await this.fileMatches(parsed)) return false;
+            this.forget(cid);
+            this.emit("removed", cid, "corrupt");
+            await rm(this.chunkPath(parsed), { force: true });
+            return true;
+          });
+          if (corrupt) {
+            result.corrupt.push(cid);
+            await options.onCorrupt?.(cid);
+          }
+        }
+        return result;
+      })(),
+    );
+  }
+
+  /** Waits for operations in progress; later mutations throw StoreClosedError. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.pending.size > 0) await Promise.allSettled(Array.from(this.pending));
+  }
+
+  // ---- internals ----
+
+  private async load(): Promise<void> {
+    await mkdir(this.chunksDir, { recursive: true });
+    await mkdir(this.pinsDir, { recursive: true });
+    await cleanupTempFiles(this.rootDir);
+    await cleanupTempFiles(this.chunksDir);
+    await cleanupTempFiles(this.pinsDir);
+    for (const name of await readdir(this.pinsDir)) if (isCid(name)) this.pins.add(name);
+
+    const found: { cid: string; sizeBytes: number; lastAccessMs: number }[] = [];
+    for (const shard of await readdir(this.chunksDir, { withFileTypes: true })) {
+      if (!shard.isDirectory() || !SHARD_NAME.test(shard.name)) continue;
+      const shardDir = join(this.chunksDir, shard.name);
+      await cleanupTempFiles(shardDir);
+      this.shards.add(shard.name);
+      const names = await readdir(shardDir);
+      // Foreign or misplaced files are left alone and never served.
+      const stats = await Promise.all(
+        names.map(async (name) => {
+          if (!isCid(name) || shardOf(parseCid(name).digest) !== shard.name) return null;
+          const info = await stat(join(shardDir, name));
+          return info.isFile() ? { cid: name, sizeBytes: info.size, lastAccessMs: Math.max(info.atimeMs, info.mtimeMs) } : null;
+        }),
+      );
+      for (const s of stats) if (s) found.push(s);
+    }
+    found.sort((a, b) => a.lastAccessMs - b.lastAccessMs);
+    for (const f of found) this.insert(f.cid, f.sizeBytes, f.lastAccessMs);
+
+    // A lowered limit: shed unpinned data now; pinned data above it just blocks new puts.
+    const victims: string[] = [];
+    for (const cid of this.evictable.keys()) {
+      if (this.usedBytes <= this.limitBytes) break;
+      this.forget(cid);
+      victims.push(cid);
+    }
+    for (const cid of victims) await rm(this.chunkPath(parseCid(cid)), { force: true });
+  }
+
+  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean): Promise<{ added: boolean }> {
+    // The pin marker goes first: a crash in between leaves a pin waiting for its chunk, never an unprotected chunk.
+    const newlyPinned = pin && !this.pins.has(parsed.cid);
+    if (newlyPinned) await this.pinLocked(parsed.cid);
+    if (this.entries.has(parsed.cid)) {
+      this.touch(parsed.cid);
+      return { added: false };
+    }
+    const sizeBytes = bytes.length;
+    const path = this.chunkPath(parsed);
+    try {
+      const victims = await this.reserve(parsed.cid, sizeBytes);
+      try {
+        await Promise.all(victims.map((victim) => this.unlinkEvicted(victim)));
+        const shard = shardOf(parsed.digest);
+        if (!this.shards.has(shard)) {
+          await mkdir(join(this.chunksDir, shard), { recursive: true });
+          this.shards.add(shard);
+        }
+        await writeFileAtomic(path, bytes);
+      } finally {
+        this.releaseReservation(sizeBytes);
+      }
+    } catch (error) {
+      // Nothing half-done stays: not the file (if the failure came after the rename), not a pin this put created.
+      await rm(path, { force: true }).catch(() => {});
+      if (newlyPinned) await this.unpinLocked(parsed.cid).catch(() => {});
+      throw this.translateDiskFull(error, parsed.cid);
+    }
+    this.insert(parsed.cid, sizeBytes, this.now());
+    this.emit("added", parsed.cid, sizeBytes);
+    return { added: true };
+  }
+
+  /**
+   * Claims room for `sizeBytes`, forgetting LRU unpinned chunks as needed, and
+   * returns them for unlinking. Fails only when pinned data alone leaves no
+   * room; room held by other puts in progress is waited for, since those
+   * chunks become evictable (or pinned) once they commit.
+   */
+  private async reserve(cid: string, sizeBytes: number): Promise<string[]> {
+    const fits = () => this.usedBytes + this.reservedBytes + sizeBytes <= this.limitBytes;
+    while (!fits() && this.pinnedBytes + this.reservedBytes + sizeBytes > this.limitBytes) {
+      if (this.reservedBytes === 0 || this.pinnedBytes + sizeBytes > this.limitBytes) {
+        throw new StoreFullError(
+          `chunk store full: ${cid} (${sizeBytes} bytes) does not fit; ${this.usedBytes} bytes used (${this.pinnedBytes} pinned) of the ${this.limitBytes}-byte limit`,
+          { sizeBytes, usedBytes: this.usedBytes, pinnedBytes: this.pinnedBytes, limitBytes: this.limitBytes },
+        );
+      }
+      await new Promise<void>((resolve) => this.reservationWaiters.push(resolve));
+    }
+    const victims: string[] = [];
+    for (const victim of this.evictable.keys()) {
+      if (fits()) break;
+      this.forget(victim);
+      victims.push(victim);
+      this.emit("removed", victim, "evicted");
+    }
+    this.reservedBytes += sizeBytes;
+    return victims;
+  }
+
+  private releaseReservation(sizeBytes: number): void {
+    this.reservedBytes -= sizeBytes;
+    for (const wake of this.reservationWaiters.splice(0)) wake();
+  }
+
+  /** Deferred unlink of an evicted chunk; skipped if a put re-added the CID before the lock came free. */
+  private unlinkEvicted(cid: string): Promise<void> {
+    return this.withLock(cid, async () => {
+      if (this.entries.has(cid)) return;
+      await rm(this.chunkPath(parseCid(cid)), { force: true });
+    });
+  }
+
+  private async pinLocked(cid: string): Promise<void> {
+    if (this.pins.has(cid)) return;
+    try {
+      await (await open(join(this.pinsDir, cid), "a")).close();
+      await fsyncDirectory(this.pinsDir);
+    } catch (error) {
+      throw this.translateDiskFull(error, cid);
+    }
+    this.pins.add(cid);
+    const entry = this.entries.get(cid);
+    if (entry && !entry.pinned) {
+      entry.pinned = true;
+      this.evictable.delete(cid);
+      this.pinnedBytes += entry.sizeBytes;
+    }
+  }
+
+  private async unpinLocked(cid: string): Promise<boolean> {
+    if (!this.pins.has(cid)) return false;
+    await rm(join(this.pinsDir, cid), { force: true });
+    await fsyncDirectory(this.pinsDir);
+    this.pins.delete(cid);
+    const entry = this.entries.get(cid);
+    if (entry?.pinned) {
+      entry.pinned = false;
+      this.pinnedBytes -= entry.sizeBytes;
+      this.evictable.set(cid, entry);
+    }
+    return true;
+  }
+
+  /** The file of an indexed chunk disappeared behind our back (not by eviction or delete, which unindex first). */
+  private async dropVanished(parsed: ParsedCid, entry: Entry): Promise<void> {
+    await this.withLock(parsed.cid, async () => {
+      if (this.entries.get(parsed.cid) !== entry) return;
+      this.forget(parsed.cid);
+      this.emit("removed", parsed.cid, "corrupt");
+    });
+  }
+
+  private async removeCorrupt(parsed: ParsedCid, entry: Entry): Promise<void> {
+    await this.withLock(parsed.cid, async () => {
+      // Re-check under the lock: the copy read may already have been replaced by a good one.
+      if (this.entries.get(parsed.cid) !== entry || (await this.fileMatches(parsed))) return;
+      this.forget(parsed.cid);
+      this.emit("removed", parsed.cid, "corrupt");
+      await rm(this.chunkPath(parsed), { force: true });
+    });
+  }
+
+  private async fileMatches(parsed: ParsedCid): Promise<boolean> {
+    const hash = createHash("sha256");
+    try {
+      for await (const piece of createReadStream(this.chunkPath(parsed), { highWaterMark: SCRUB_READ_BYTES })) hash.update(piece as Buffer);
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return false;
+      throw error;
+    }
+    return hash.digest().equals(parsed.digest);
+  }
+
+  private insert(cid: string, sizeBytes: number, lastAccessMs: number): void {
+    const pinned = this.pins.has(cid);
+    const entry: Entry = { sizeBytes, pinned, lastAccessMs };
+    this.entries.set(cid, entry);
+    this.usedBytes += sizeBytes;
+    if (pinned) this.pinnedBytes += sizeBytes;
+    else this.evictable.set(cid, entry);
+  }
+
+  private forget(cid: string): Entry | undefined {
+    const entry = this.entries.get(cid);
+    if (!entry) return undefined;
+    this.entries.delete(cid);
+    this.evictable.delete(cid);
+    this.usedBytes -= entry.sizeBytes;
+    if (entry.pinned) this.pinnedBytes -= entry.sizeBytes;
+    return entry;
+  }
+
+  private touch(cid: string): void {
+    const entry = this.entries.get(cid);
+    if (!entry) return;
+    entry.lastAccessMs = this.now();
+    if (!entry.pinned) {
+      this.evictable.delete(cid);
+      this.evictable.set(cid, entry);
+    }
+  }
+
+  /** The only place a chunk path is made, and only from a parsed (canonical) CID. */
+  private chunkPath(parsed: ParsedCid): string {
+    return join(this.chunksDir, shardOf(parsed.digest), parsed.cid);
+  }
+
+  private translateDiskFull(error: unknown, cid: string): unknown {
+    const code = errorCode(error);
+    if (code !== "ENOSPC" && code !== "EDQUOT") return error;
+    return new StoreFullError(`disk full while storing ${cid}: the filesystem under ${this.rootDir} has no space left (${code}); the store holds ${this.usedBytes} bytes, limit ${this.limitBytes}`, {
+      usedBytes: this.usedBytes,
+      limitBytes: this.limitBytes,
+      osCode: code,
+    });
+  }
+
+  /** Runs `fn` after every earlier holder of `key` has finished (a per-CID mutex). */
+  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = previous.then(() => mine);
+    this.locks.set(key, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+
+  private track<T>(operation: Promise<T>): Promise<T> {
+    this.pending.add(operation);
+    operation.then(
+      () => this.pending.delete(operation),
+      () => this.pending.delete(operation),
+    );
+    return operation;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+}

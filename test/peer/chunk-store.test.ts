@@ -1,0 +1,327 @@
+/**
+ * The file-backed ChunkStore: the shared contract, then what only real files
+ * show — the on-disk layout, leftovers of a crash, bit rot, a process killed
+ * at an arbitrary instant, and a filesystem that runs out of space.
+ */
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseCid } from "../../src/core/cid.js";
+import { cleanupTempFiles, isTempFileName, writeFileAtomic } from "../../src/peer/atomic-file.js";
+import { ChunkStore, shardOf } from "../../src/peer/chunk-store.js";
+import { chunkStoreContract, makeChunk, recordEvents } from "./store-contract.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const WRITER = fileURLToPath(new URL("./fixtures/store-writer.ts", import.meta.url));
+
+const contractDirs: string[] = [];
+chunkStoreContract("ChunkStore (files)", {
+  async create(options) {
+    const dir = await mkdtemp(join(tmpdir(), "peercloud-store-"));
+    contractDirs.push(dir);
+    return ChunkStore.open(dir, options);
+  },
+  async reopen(store, options) {
+    await store.close();
+    return ChunkStore.open(store.rootDir, options);
+  },
+  async destroy() {
+    for (const dir of contractDirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  },
+});
+
+/** Every file under `dir`, recursively, as paths relative to it. */
+async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await filesUnder(dir, rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+function chunkFile(root: string, cid: string): string {
+  return join(root, "chunks", shardOf(parseCid(cid).digest), cid);
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "peercloud-store-test-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("writeFileAtomic", () => {
+  it("creates and replaces a file, leaving no temp file", async () => {
+    const target = join(dir, "config.json");
+    await writeFileAtomic(target, "one");
+    await writeFileAtomic(target, new Uint8Array([116, 119, 111]));
+    expect(await readFile(target, "utf8")).toBe("two");
+    expect(await readdir(dir)).toEqual(["config.json"]);
+  });
+
+  it("writes an async iterable of pieces", async () => {
+    const target = join(dir, "download.bin");
+    async function* pieces() {
+      for (let i = 0; i < 100; i++) yield new Uint8Array(1000).fill(i);
+      yield "end";
+    }
+    await writeFileAtomic(target, pieces());
+    const data = await readFile(target);
+    expect(data.length).toBe(100_003);
+    expect(data[99_999]).toBe(99);
+    expect(data.subarray(100_000).toString()).toBe("end");
+  });
+
+  it("applies an exact mode for secrets", async () => {
+    const target = join(dir, "identity.key");
+    await writeFileAtomic(target, "secret", { mode: 0o600 });
+    expect((await stat(target)).mode & 0o777).toBe(0o600);
+    await writeFileAtomic(target, "public", { mode: 0o644 });
+    expect((await stat(target)).mode & 0o777).toBe(0o644);
+  });
+
+  it("leaves the old file and no temp file when the source or the commit check fails", async () => {
+    const target = join(dir, "keep.txt");
+    await writeFileAtomic(target, "old");
+    async function* failing() {
+      yield new Uint8Array(5000);
+      throw new Error("source broke");
+    }
+    await expect(writeFileAtomic(target, failing())).rejects.toThrow("source broke");
+    await expect(
+      writeFileAtomic(target, "new", {
+        beforeCommit: () => {
+          throw new Error("digest mismatch");
+        },
+      }),
+    ).rejects.toThrow("digest mismatch");
+    expect(await readFile(target, "utf8")).toBe("old");
+    expect(await readdir(dir)).toEqual(["keep.txt"]);
+  });
+
+  it("cleans up only temp files, and treats a missing directory as clean", async () => {
+    await writeFile(join(dir, ".tmp-abc"), "partial");
+    await writeFile(join(dir, ".tmp-def"), "");
+    await writeFile(join(dir, "keep"), "x");
+    expect(await cleanupTempFiles(dir)).toBe(2);
+    expect(await readdir(dir)).toEqual(["keep"]);
+    expect(await cleanupTempFiles(join(dir, "missing"))).toBe(0);
+  });
+});
+
+describe("ChunkStore on disk", () => {
+  it("keeps one file per chunk in the shard named by the digest's first byte, and pins as empty markers", async () => {
+    const store = await ChunkStore.open(dir);
+    const a = makeChunk("layout-a", 1000);
+    const b = makeChunk("layout-b", 10);
+    await store.put(a.cid, a.bytes);
+    await store.put(b.cid, b.bytes, { pin: true });
+    const shardA = createHash("sha256").update(a.bytes).digest("hex").slice(0, 2);
+    const shardB = createHash("sha256").update(b.bytes).digest("hex").slice(0, 2);
+    expect(await filesUnder(dir)).toEqual([`chunks/${shardA}/${a.cid}`, `chunks/${shardB}/${b.cid}`, `pins/${b.cid}`].sort());
+    expect(new Uint8Array(await readFile(chunkFile(dir, a.cid)))).toEqual(a.bytes);
+    expect((await stat(join(dir, "pins", b.cid))).size).toBe(0);
+  });
+
+  it("writes nothing at all for a mismatched chunk", async () => {
+    const store = await ChunkStore.open(dir);
+    const { cid } = makeChunk("claimed", 5000);
+    await expect(store.put(cid, makeChunk("other", 5000).bytes, { pin: true })).rejects.toMatchObject({ code: "chunk_mismatch" });
+    expect(await filesUnder(dir)).toEqual([]);
+  });
+
+  it("rejects chunks above maxChunkBytes before hashing them", async () => {
+    const store = await ChunkStore.open(dir, { maxChunkBytes: 1000 });
+    const { cid, bytes } = makeChunk("too-big", 1001);
+    await expect(store.put(cid, bytes)).rejects.toMatchObject({ code: "chunk_too_large", status: 413 });
+  });
+
+  it("restarts clean after a crash mid-write: temp files gone, index exact", async () => {
+    let store = await ChunkStore.open(dir);
+    const kept = makeChunk("crash-kept", 3000);
+    const pinned = makeChunk("crash-pinned", 2000);
+    await store.put(kept.cid, kept.bytes);
+    await store.put(pinned.cid, pinned.bytes, { pin: true });
+    await store.close();
+    // What a writer killed between open("wx") and rename leaves: a complete temp copy and a truncated one.
+    const interrupted = makeChunk("crash-interrupted", 4000);
+    const shardDir = join(dir, "chunks", shardOf(parseCid(interrupted.cid).digest));
+    await mkdir(shardDir, { recursive: true });
+    await writeFile(join(shardDir, ".tmp-0011223344556677"), interrupted.bytes);
+    await writeFile(join(shardDir, ".tmp-8899aabbccddeeff"), interrupted.bytes.subarray(0, 1234));
+    await writeFile(join(dir, "chunks", shardOf(parseCid(kept.cid).digest), ".tmp-truncated"), kept.bytes.subarray(0, 10));
+    await writeFile(join(dir, "pins", ".tmp-pin"), "");
+
+    store = await ChunkStore.open(dir);
+    expect((await filesUnder(dir)).filter((f) => isTempFileName(f.split("/").pop()!))).toEqual([]);
+    expect([...store.list()].map(({ cid, sizeBytes, pinned }) => ({ cid, sizeBytes, pinned })).sort((x, y) => x.cid.localeCompare(y.cid))).toEqual(
+      [
+        { cid: kept.cid, sizeBytes: 3000, pinned: false },
+        { cid: pinned.cid, sizeBytes: 2000, pinned: true },
+      ].sort((x, y) => x.cid.localeCompare(y.cid)),
+    );
+    expect(store.has(interrupted.cid)).toBe(false);
+    expect(store.stats()).toMatchObject({ chunks: 2, usedBytes: 5000, pinnedBytes: 2000 });
+    expect(await store.get(kept.cid)).toEqual(kept.bytes);
+    await store.close();
+  });
+
+  it("ignores foreign and misplaced files instead of serving them", async () => {
+    const good = makeChunk("foreign-good", 100);
+    const misplaced = makeChunk("foreign-misplaced", 100);
+    let store = await ChunkStore.open(dir);
+    await store.put(good.cid, good.bytes);
+    await store.close();
+    const wrongShard = ((parseInt(shardOf(parseCid(misplaced.cid).digest), 16) + 1) % 256).toString(16).padStart(2, "0");
+    await mkdir(join(dir, "chunks", wrongShard), { recursive: true });
+    await writeFile(join(dir, "chunks", wrongShard, misplaced.cid), misplaced.bytes);
+    await writeFile(join(dir, "chunks", shardOf(parseCid(good.cid).digest), "README"), "not a chunk");
+    await mkdir(join(dir, "chunks", "not-a-shard"));
+    await writeFile(join(dir, "pins", "not-a-cid"), "");
+    store = await ChunkStore.open(dir);
+    expect([...store.list()].map((c) => c.cid)).toEqual([good.cid]);
+    expect(store.has(misplaced.cid)).toBe(false);
+    await store.close();
+  });
+
+  it("scrub finds a chunk whose bytes were flipped on disk, removes it and reports it", async () => {
+    const store = await ChunkStore.open(dir);
+    const events = recordEvents(store);
+    const chunks = [1, 2, 3].map((i) => makeChunk(`scrub-${i}`, 300_000 + i));
+    for (const c of chunks) await store.put(c.cid, c.bytes, { pin: true });
+    const victim = chunks[1];
+    const path = chunkFile(dir, victim.cid);
+    const onDisk = await readFile(path);
+    onDisk[123_456] ^= 0x01;
+    await writeFile(path, onDisk);
+
+    const reported: string[] = [];
+    const result = await store.scrub({ onCorrupt: (cid) => void reported.push(cid) });
+    expect(result).toEqual({ checked: 3, corrupt: [victim.cid] });
+    expect(reported).toEqual([victim.cid]);
+    expect(events.removed).toEqual([[victim.cid, "corrupt"]]);
+    expect(store.has(victim.cid)).toBe(false);
+    await expect(stat(path)).rejects.toMatchObject({ code: "ENOENT" });
+    expect(store.stats()).toMatchObject({ chunks: 2, usedBytes: chunks[0].bytes.length + chunks[2].bytes.length });
+    expect(await store.scrub()).toEqual({ checked: 2, corrupt: [] });
+    // The chunk can be fetched again from a good source.
+    expect(await store.put(victim.cid, victim.bytes)).toEqual({ added: true });
+    await store.close();
+  });
+
+  it("scrub stops when its signal aborts", async () => {
+    const store = await ChunkStore.open(dir);
+    const c = makeChunk("abort", 10);
+    await store.put(c.cid, c.bytes);
+    await expect(store.scrub({ signal: AbortSignal.abort() })).rejects.toThrow();
+    await store.close();
+  });
+
+  it("get with verify drops a corrupt copy instead of returning it", async () => {
+    const store = await ChunkStore.open(dir);
+    const events = recordEvents(store);
+    const c = makeChunk("verify", 5000);
+    await store.put(c.cid, c.bytes);
+    expect(await store.get(c.cid, { verify: true })).toEqual(c.bytes);
+    const path = chunkFile(dir, c.cid);
+    await writeFile(path, c.bytes.subarray(0, 4999)); // truncated behind the store's back
+    expect(await store.get(c.cid, { verify: true })).toBeNull();
+    expect(store.has(c.cid)).toBe(false);
+    expect(events.removed).toEqual([[c.cid, "corrupt"]]);
+    await store.close();
+  });
+
+  it("forgets a chunk whose file vanished behind its back", async () => {
+    const store = await ChunkStore.open(dir);
+    const events = recordEvents(store);
+    const c = makeChunk("vanish", 100);
+    await store.put(c.cid, c.bytes);
+    await rm(chunkFile(dir, c.cid));
+    expect(await store.get(c.cid)).toBeNull();
+    expect(store.has(c.cid)).toBe(false);
+    expect(store.stats().usedBytes).toBe(0);
+    expect(events.removed).toEqual([[c.cid, "corrupt"]]);
+    await store.close();
+  });
+});
+
+describe("ChunkStore across processes", () => {
+  /** Everything a reopened store must satisfy after any crash. */
+  async function checkStoreOnDisk(root: string, mustHavePinned: Set<string>): Promise<void> {
+    const store = await ChunkStore.open(root);
+    const files = await filesUnder(root);
+    expect(files.filter((f) => isTempFileName(f.split("/").pop()!))).toEqual([]);
+    let fileBytes = 0;
+    for (const rel of files.filter((f) => f.startsWith("chunks/"))) {
+      const [, shard, name] = rel.split("/");
+      const parsed = parseCid(name);
+      expect(shardOf(parsed.digest)).toBe(shard);
+      const bytes = await readFile(join(root, rel));
+      expect(createHash("sha256").update(bytes).digest().equals(parsed.digest), `${rel} must hash to its name`).toBe(true);
+      expect(store.sizeBytes(name)).toBe(bytes.length);
+      fileBytes += bytes.length;
+    }
+    expect(store.stats().usedBytes).toBe(fileBytes);
+    for (const cid of mustHavePinned) {
+      expect(store.has(cid), `pinned ${cid} reported stored before the kill`).toBe(true);
+      expect(store.isPinned(cid)).toBe(true);
+    }
+    expect((await store.scrub()).corrupt).toEqual([]);
+    await store.close();
+  }
+
+  /** Runs the churn writer, SIGKILLs it after `killAfterLines` protocol lines, and returns what must have survived. */
+  async function churnThenKill(root: string, limitBytes: number, killAfterLines: number, mustHavePinned: Set<string>): Promise<void> {
+    const child = spawn(process.execPath, ["--import", "tsx", WRITER, "churn", root, String(limitBytes)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+    let ready = false;
+    let seen = 0;
+    // Lines keep arriving after the kill until the pipe drains; each one still describes a completed step.
+    for await (const line of createInterface({ input: child.stdout })) {
+      const [word, cid] = line.split(" ");
+      if (word === "ready") ready = true;
+      else if (word === "pinned") mustHavePinned.add(cid);
+      else if (word === "unpinning") mustHavePinned.delete(cid);
+      if (ready && seen++ === killAfterLines) child.kill("SIGKILL");
+    }
+    const { signal } = await closed;
+    expect(signal, `writer should be killed by the test, not exit by itself; stderr:\n${stderr}`).toBe("SIGKILL");
+  }
+
+  it("leaves only verified chunks, pins intact and no temp files when a writer is SIGKILLed at random instants", async () => {
+    const root = join(dir, "store");
+    const mustHavePinned = new Set<string>();
+    const killPoints = Array.from({ length: 4 }, () => Math.floor(Math.random() * 60));
+    for (const killAfterLines of killPoints) {
+      await churnThenKill(root, 6 * 1024 * 1024, killAfterLines, mustHavePinned);
+      await checkStoreOnDisk(root, mustHavePinned);
+    }
+  });
+
+  const canMountTmpfs = spawnSync("unshare", ["--mount", "--map-root-user", "true"]).status === 0;
+  it.skipIf(!canMountTmpfs)("turns ENOSPC into store_full with nothing partial left, and recovers when space frees up (needs unshare for a private tmpfs)", async () => {
+    const mountPoint = join(dir, "small-fs");
+    await mkdir(mountPoint);
+    const script = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" --import tsx "$3" fill "$1/store"';
+    const { stdout } = await promisify(execFile)("unshare", ["--mount", "--map-root-user", "sh", "-c", script, "sh", mountPoint, process.execPath, WRITER], { cwd: REPO_ROOT });
+    const result = JSON.parse(stdout.trim().split("\n").pop()!);
+    expect(result.error).toMatchObject({ code: "store_full" });
+    expect(result.error.message).toMatch(/ENOSPC/);
+    expect(result.stored).toBeGreaterThan(4);
+    expect(result.tempFilesAfterFailure).toEqual([]);
+    expect(result.putAfterDelete).toEqual({ added: true });
+    expect(result.reopened).toBe(result.stored - 4 + 1);
+    expect(result.scrub).toEqual({ checked: result.reopened, corrupt: [] });
+  });
+});
