@@ -86,6 +86,7 @@ export interface ChunkStoreOptions {
   now?: () => number;
 }
 
+/** "corrupt" also covers a chunk file that vanished from under the store. */
 export type RemovalReason = "evicted" | "deleted" | "corrupt";
 
 export interface ChunkStoreEvents {
@@ -284,6 +285,8 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
    * Stores a chunk after checking SHA-256(bytes) against the CID. Idempotent:
    * a chunk already present is only touched (and pinned if asked), with
    * `added: false`. Makes room by evicting unpinned chunks, LRU first.
+   * As with `fs.write`, `bytes` must not change until the promise settles
+   * (they are hashed first and written later; scrub would catch the damage).
    */
   async put(cid: string, bytes: Uint8Array, options: { pin?: boolean } = {}): Promise<{ added: boolean }> {
     this.assertOpen();
@@ -292,7 +295,15 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     if (bytes.length > this.maxChunkBytes) throw new ChunkTooLargeError(bytes.length, this.maxChunkBytes);
     const actual = createHash("sha256").update(bytes).digest();
     if (!actual.equals(parsed.digest)) throw new ChunkMismatchError(parsed.cid, cidFromSha256(actual));
-    return this.track(this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true)));
+    return this.track(
+      (async () => {
+        for (;;) {
+          const outcome = await this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true));
+          if (!("wait" in outcome)) return outcome;
+          await outcome.wait;
+        }
+      })(),
+    );
   }
 
   /** Protects a chunk from eviction, persistently. The CID need not be present yet. */
@@ -325,7 +336,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     );
   }
 
-  /** Present chunks, least recently used unpinned ones first among the unpinned. */
+  /** Present chunks, in no promised order; a live view (chunks added or removed while iterating may or may not appear). */
   *list(): IterableIterator<ChunkInfo> {
     for (const [cid, entry] of this.entries) yield { cid, sizeBytes: entry.sizeBytes, pinned: entry.pinned, lastAccessMs: entry.lastAccessMs };
   }
@@ -419,20 +430,29 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     for (const cid of victims) await rm(this.chunkPath(parseCid(cid)), { force: true });
   }
 
-  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean): Promise<{ added: boolean }> {
-    // The pin marker goes first: a crash in between leaves a pin waiting for its chunk, never an unprotected chunk.
-    const newlyPinned = pin && !this.pins.has(parsed.cid);
-    if (newlyPinned) await this.pinLocked(parsed.cid);
+  /**
+   * One attempt at a put, under the CID's lock. Returns `wait` when the room
+   * it needs is held by other puts in progress: the caller waits for a
+   * reservation to be released *outside* the lock and tries again, so no put
+   * ever holds a lock while waiting for room (that could deadlock with an
+   * eviction unlink queued on this CID).
+   */
+  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean): Promise<{ added: boolean } | { wait: Promise<void> }> {
     if (this.entries.has(parsed.cid)) {
+      if (pin) await this.pinLocked(parsed.cid);
       this.touch(parsed.cid);
       return { added: false };
     }
     const sizeBytes = bytes.length;
+    const reservation = this.reserve(parsed.cid, sizeBytes);
+    if ("wait" in reservation) return reservation;
+    const newlyPinned = pin && !this.pins.has(parsed.cid);
     const path = this.chunkPath(parsed);
     try {
-      const victims = await this.reserve(parsed.cid, sizeBytes);
       try {
-        await Promise.all(victims.map((victim) => this.unlinkEvicted(victim)));
+        // The pin marker goes first: a crash in between leaves a pin waiting for its chunk, never an unprotected chunk.
+        if (newlyPinned) await this.pinLocked(parsed.cid);
+        await Promise.all(reservation.victims.map((victim) => this.unlinkEvicted(victim)));
         const shard = shardOf(parsed.digest);
         if (!this.shards.has(shard)) {
           await mkdir(join(this.chunksDir, shard), { recursive: true });
@@ -454,21 +474,21 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   }
 
   /**
-   * Claims room for `sizeBytes`, forgetting LRU unpinned chunks as needed, and
-   * returns them for unlinking. Fails only when pinned data alone leaves no
-   * room; room held by other puts in progress is waited for, since those
-   * chunks become evictable (or pinned) once they commit.
+   * Claims room for `sizeBytes`, forgetting LRU unpinned chunks as needed,
+   * and returns them for unlinking. Throws StoreFullError when pinned data
+   * alone leaves no room; returns `wait` when room is held by puts in
+   * progress, whose chunks become evictable (or pinned) once they commit.
    */
-  private async reserve(cid: string, sizeBytes: number): Promise<string[]> {
+  private reserve(cid: string, sizeBytes: number): { victims: string[] } | { wait: Promise<void> } {
     const fits = () => this.usedBytes + this.reservedBytes + sizeBytes <= this.limitBytes;
-    while (!fits() && this.pinnedBytes + this.reservedBytes + sizeBytes > this.limitBytes) {
+    if (!fits() && this.pinnedBytes + this.reservedBytes + sizeBytes > this.limitBytes) {
       if (this.reservedBytes === 0 || this.pinnedBytes + sizeBytes > this.limitBytes) {
         throw new StoreFullError(
           `chunk store full: ${cid} (${sizeBytes} bytes) does not fit; ${this.usedBytes} bytes used (${this.pinnedBytes} pinned) of the ${this.limitBytes}-byte limit`,
           { sizeBytes, usedBytes: this.usedBytes, pinnedBytes: this.pinnedBytes, limitBytes: this.limitBytes },
         );
       }
-      await new Promise<void>((resolve) => this.reservationWaiters.push(resolve));
+      return { wait: new Promise<void>((resolve) => this.reservationWaiters.push(resolve)) };
     }
     const victims: string[] = [];
     for (const victim of this.evictable.keys()) {
@@ -478,7 +498,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
       this.emit("removed", victim, "evicted");
     }
     this.reservedBytes += sizeBytes;
-    return victims;
+    return { victims };
   }
 
   private releaseReservation(sizeBytes: number): void {

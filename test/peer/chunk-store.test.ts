@@ -255,6 +255,13 @@ describe("ChunkStore on disk", () => {
 });
 
 describe("ChunkStore across processes", () => {
+  const children = new Set<ReturnType<typeof spawn>>();
+  afterEach(() => {
+    // A failed or timed-out test must not leave a writer running.
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    children.clear();
+  });
+
   /** Everything a reopened store must satisfy after any crash. */
   async function checkStoreOnDisk(root: string, mustHavePinned: Set<string>): Promise<void> {
     const store = await ChunkStore.open(root);
@@ -279,9 +286,10 @@ describe("ChunkStore across processes", () => {
     await store.close();
   }
 
-  /** Runs the churn writer, SIGKILLs it after `killAfterLines` protocol lines, and returns what must have survived. */
+  /** Runs the churn writer and SIGKILLs it after `killAfterLines` protocol lines, updating the set of chunks that must survive. */
   async function churnThenKill(root: string, limitBytes: number, killAfterLines: number, mustHavePinned: Set<string>): Promise<void> {
     const child = spawn(process.execPath, ["--import", "tsx", WRITER, "churn", root, String(limitBytes)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    children.add(child);
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
     const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
@@ -302,7 +310,7 @@ describe("ChunkStore across processes", () => {
   it("leaves only verified chunks, pins intact and no temp files when a writer is SIGKILLed at random instants", async () => {
     const root = join(dir, "store");
     const mustHavePinned = new Set<string>();
-    const killPoints = Array.from({ length: 4 }, () => Math.floor(Math.random() * 60));
+    const killPoints = Array.from({ length: 5 }, () => Math.floor(Math.random() * 60));
     for (const killAfterLines of killPoints) {
       await churnThenKill(root, 6 * 1024 * 1024, killAfterLines, mustHavePinned);
       await checkStoreOnDisk(root, mustHavePinned);
@@ -314,7 +322,7 @@ describe("ChunkStore across processes", () => {
     const mountPoint = join(dir, "small-fs");
     await mkdir(mountPoint);
     const script = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" --import tsx "$3" fill "$1/store"';
-    const { stdout } = await promisify(execFile)("unshare", ["--mount", "--map-root-user", "sh", "-c", script, "sh", mountPoint, process.execPath, WRITER], { cwd: REPO_ROOT });
+    const { stdout } = await promisify(execFile)("unshare", ["--mount", "--map-root-user", "sh", "-c", script, "sh", mountPoint, process.execPath, WRITER], { cwd: REPO_ROOT, timeout: 50_000, killSignal: "SIGKILL" });
     const result = JSON.parse(stdout.trim().split("\n").pop()!);
     expect(result.error).toMatchObject({ code: "store_full" });
     expect(result.error.message).toMatch(/ENOSPC/);
