@@ -1,5 +1,11 @@
-import { DurableObject } from "cloudflare:workers";
-export class RegionDirectory extends DurableObject {
-  async hello() { this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (a)"); return "hi"; }
-}
-export default { async fetch(req: Request, env: any) { const s = env.REGION_DIRECTORY.getByName("eu"); return new Response(await s.hello()); } };
+/**
+ * Entry point of the edge Worker (wrangler.toml `main`): the hono app as the
+ * fetch handler, and the Durable Object classes the bindings name.
+ */
+import { app } from "./app.js";
+import type { Env } from "./env.js";
+
+export { RegionDirectory } from "../durable-objects/region-directory.js";
+export { ReplayGuard } from "../durable-objects/replay-guard.js";
+
+export default { fetch: app.fetch } satisfies ExportedHandler<Env>;

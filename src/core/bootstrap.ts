@@ -19,7 +19,22 @@ const DOMAIN = "peercloud/v1/bootstrap\n";
 export const MAX_BOOTSTRAP_BODY_CHARS = 8192;
 
 const b64url = (bytes: number) =>
-  v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]+$/, "must be base64url"), v.check((s) => Math.floor((s.length * 3) / 4) === bytes, `must encode ${bytes} bytes`));
+  v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9_-]+$/, "must be base64url"),
+    v.check((s) => Math.floor((s.length * 3) / 4) === bytes, `must encode ${bytes} bytes`),
+    // fromBase64Url refuses non-canonical trailing bits; refuse them here so they are a 400, not a throw later.
+    v.check((s) => canonicalBase64Url(s), "must be canonical base64url"),
+  );
+
+function canonicalBase64Url(s: string): boolean {
+  try {
+    fromBase64Url(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const bootstrapRequestSchema = v.strictObject({
   publicKey: b64url(PUBLIC_KEY_BYTES),

@@ -66,7 +66,7 @@ export function fromBase64Url(text: string): Uint8Array {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);

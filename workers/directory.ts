@@ -1,0 +1,149 @@
+/**
+ * The region directory's HTTP face: the WebSocket entry every peer keeps
+ * open, and the same lookups and requests the socket offers, for peers (and
+ * the CLI) that ask once without connecting.
+ *
+ * The Worker authenticates; the region's Durable Object trusts what the
+ * Worker tells it. So the WebSocket is forwarded with `x-peercloud-node-id`
+ * and `x-peercloud-region` set from the verified certificate only, after
+ * every client-sent `x-peercloud-*` header is stripped. Lookups accept any
+ * certificate holder of the network in any region (peers look across
+ * regions); state-changing requests (connect, pins, signal) claim their nonce.
+ */
+import { Hono } from "hono";
+import * as v from "valibot";
+import { isCid, parseCid } from "../src/core/cid.js";
+import { ValidationError } from "../src/core/errors.js";
+import { MAX_SIGNAL_PAYLOAD_CHARS, nodeIdSchema, pinMessage, placeMessage, signalMessage, type ProviderInfo } from "../src/core/messages.js";
+import { bodyDigestHex } from "../src/core/signed-request.js";
+import type { Role } from "../src/core/roles.js";
+import { parseWith } from "../src/core/validate.js";
+import { parseJsonBytes, readBodyBytes } from "./body.js";
+import { networkParams, regionConfig, regionStub, requireRegion, type AppContext, type AppEnv } from "./context.js";
+import { ForbiddenError, fromRemote, HttpError } from "./errors.js";
+import { authenticatePeer, claimOnce } from "./peer-auth.js";
+
+/** Largest FIND_NODE / FIND_PROVIDERS answer over HTTP (as over the socket). */
+const MAX_LOOKUP_COUNT = 100;
+const MAX_PINS_BODY_BYTES = 128 * 1024;
+const MAX_PLACE_BODY_BYTES = 8 * 1024;
+const MAX_SIGNAL_BODY_BYTES = MAX_SIGNAL_PAYLOAD_CHARS + 1024;
+const TRUSTED_HEADER_PREFIX = "x-peercloud-";
+
+const pinsBodySchema = v.pipe(
+  v.strictObject({ cids: pinMessage.entries.cids, replicas: pinMessage.entries.replicas, sizeBytes: pinMessage.entries.sizeBytes }),
+  v.check((b) => b.cids.every(isCid), "cids must be canonical peercloud CIDs"),
+  v.check((b) => b.sizeBytes === undefined || b.sizeBytes.length === b.cids.length, "sizeBytes must give one size per CID"),
+);
+const placeBodySchema = v.strictObject({ count: placeMessage.entries.count, exclude: placeMessage.entries.exclude, sizeBytes: placeMessage.entries.sizeBytes });
+const signalBodySchema = v.strictObject({ to: signalMessage.entries.to, region: signalMessage.entries.region, payload: signalMessage.entries.payload });
+
+export const directory = new Hono<AppEnv>();
+
+function countQuery(c: AppContext, fallback: number): number {
+  const raw = c.req.query("count");
+  if (raw === undefined) return Math.min(fallback, MAX_LOOKUP_COUNT);
+  if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LOOKUP_COUNT) {
+    throw new ValidationError(`query.count must be an integer from 1 to ${MAX_LOOKUP_COUNT}`);
+  }
+  return Number(raw);
+}
+
+/** Reads a bounded JSON body, verifies the signature over its exact bytes, then validates its shape. */
+async function signedJson<S extends v.GenericSchema>(c: AppContext, schema: S, maxBytes: number, options: { replayGuard: boolean; role?: Role }) {
+  const bytes = await readBodyBytes(c.req.raw, maxBytes);
+  const auth = await authenticatePeer(c, { bodySha256Hex: await bodyDigestHex(bytes), replayGuard: false, role: options.role });
+  const body: v.InferOutput<S> = parseWith(schema, parseJsonBytes(bytes, maxBytes, "body"), "body");
+  // The nonce is claimed only for a request we will act on, so a rejected body can be corrected and re-signed.
+  if (options.replayGuard) await claimOnce(c, auth.certificate.nodeId, auth.nonce, auth.timestampMs);
+  return { auth, body };
+}
+
+directory.get("/regions/:region/connect", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(426, "upgrade_required", "this endpoint is a WebSocket: send Upgrade: websocket");
+  }
+  const { certificate, nonce, timestampMs } = await authenticatePeer(c, { replayGuard: false });
+  if (certificate.region !== region) {
+    throw new ForbiddenError("wrong_region", `this certificate is for region ${certificate.region}; connect to /v1/regions/${certificate.region}/connect`);
+  }
+  await claimOnce(c, certificate.nodeId, nonce, timestampMs);
+  const headers = new Headers();
+  for (const [name, value] of c.req.raw.headers) if (!name.toLowerCase().startsWith(TRUSTED_HEADER_PREFIX)) headers.set(name, value);
+  headers.set("upgrade", "websocket");
+  headers.set("x-peercloud-node-id", certificate.nodeId);
+  headers.set("x-peercloud-region", region);
+  return regionStub(c.env, region).fetch(new Request("https://directory/connect", { headers }));
+});
+
+directory.get("/regions/:region/nodes", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const target = parseWith(nodeIdSchema, c.req.query("target"), "query.target");
+  const count = countQuery(c, networkParams(c.env).k);
+  await authenticatePeer(c, { replayGuard: false });
+  const nodes = await regionStub(c.env, region).findNode(target, count);
+  return c.json({ region, target, nodes });
+});
+
+directory.get("/regions/:region/providers/:cid", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const { cid } = parseCid(c.req.param("cid"));
+  const count = countQuery(c, networkParams(c.env).k);
+  const scope = c.req.query("scope") ?? "region";
+  if (scope !== "region" && scope !== "all") throw new ValidationError('query.scope must be "region" or "all"');
+  await authenticatePeer(c, { replayGuard: false });
+  const providers = await regionStub(c.env, region).findProviders(cid, count);
+  if (scope === "all" && providers.length < count) await addOtherRegions(c, region, cid, count, providers);
+  return c.json({ region, cid, scope, providers });
+});
+
+/**
+ * Fills `providers` up to `count` from the other regions, in configuration
+ * order after the local region's own answer. Regions are asked in parallel;
+ * one that fails is skipped (logged), not the whole lookup.
+ */
+async function addOtherRegions(c: AppContext, local: string, cid: string, count: number, providers: ProviderInfo[]): Promise<void> {
+  const others = Object.keys(regionConfig(c.env).regions).filter((r) => r !== local);
+  const answers = await Promise.allSettled(others.map((r) => regionStub(c.env, r).findProviders(cid, count)));
+  const seen = new Set(providers.map((p) => p.nodeId));
+  answers.forEach((answer, i) => {
+    if (answer.status === "rejected") {
+      console.error(`peercloud edge: providers lookup in region ${others[i]} failed`, answer.reason);
+      return;
+    }
+    for (const p of answer.value) {
+      if (providers.length >= count) return;
+      if (!seen.has(p.nodeId)) {
+        seen.add(p.nodeId);
+        providers.push(p);
+      }
+    }
+  });
+}
+
+directory.post("/regions/:region/pins", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const { auth, body } = await signedJson(c, pinsBodySchema, MAX_PINS_BODY_BYTES, { replayGuard: true, role: "publisher" });
+  await regionStub(c.env, region).pin(auth.certificate.nodeId, body.cids, body.replicas, body.sizeBytes);
+  return c.json({ region, pinned: body.cids.length, replicas: body.replicas });
+});
+
+directory.post("/regions/:region/place", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const { body } = await signedJson(c, placeBodySchema, MAX_PLACE_BODY_BYTES, { replayGuard: false });
+  const nodes = await regionStub(c.env, region).place(body.count, body.exclude ?? [], body.sizeBytes);
+  return c.json({ region, nodes });
+});
+
+directory.post("/signal", async (c) => {
+  const { auth, body } = await signedJson(c, signalBodySchema, MAX_SIGNAL_BODY_BYTES, { replayGuard: true });
+  const region = requireRegion(c.env, body.region ?? auth.certificate.region);
+  const from = auth.certificate;
+  const result = await regionStub(c.env, region)
+    .deliverSignal(from.nodeId, from.region, body.to, body.payload)
+    .catch((err: unknown) => {
+      throw fromRemote(err, { peer_not_connected: 404 });
+    });
+  return c.json({ ...result, region, to: body.to });
+});
