@@ -1,0 +1,348 @@
+/**
+ * The fetch loop: carries out the decisions of chunk-scheduler.ts with real
+ * I/O — provider lookups, requests with AbortSignals and a per-request
+ * timeout, SHA-256 verification of every answer, the local store as a cache,
+ * announcements — and hands each verified sealed chunk to a sink (write at
+ * an offset, or emit in order). Used for manifests, chunk pages and file
+ * chunks alike, so every object a download needs is fetched one way.
+ *
+ * The loop is event-driven: every finished lookup, request or sink wakes it,
+ * it asks the scheduler what to start, and sleeps until the next event. It
+ * never polls and never sleeps on a timer (the only timer is the request
+ * timeout). Remote misbehaviour (errors, wrong bytes, hangs) is recorded and
+ * penalised by the scheduler, never thrown. A chunk for which every option
+ * is exhausted fails the run — after every other chunk has been fetched
+ * (so a re-run needs only the missing ones), or in ordered mode once every
+ * chunk before it has been delivered (a stream cannot skip it). A local
+ * failure (a sink throwing, e.g. a full disk) or the caller's abort ends the
+ * run at once. On any exit the loop aborts what is in flight and waits for
+ * it, so no sink runs after `run` returns.
+ *
+ * Sources per chunk: this peer's own store first (if it holds the chunk,
+ * nothing is looked up), then the providers from the directory, then R2.
+ * Chunks fetched from elsewhere are put into the store unpinned (a cache the
+ * store may evict) and announced, so this peer becomes a provider.
+ */
+import { createHash } from "node:crypto";
+import { parseCid } from "../core/cid.js";
+import { PeercloudError } from "../core/errors.js";
+import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-scheduler.js";
+import type { SourceStats } from "./source-scores.js";
+import type { ChunkStore } from "./chunk-store.js";
+import { coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
+
+/** Id of this peer's own store as a source. */
+export const SELF_SOURCE_ID = "self";
+
+export interface FetchPiece {
+  cid: string;
+  /** Expected sealed size when known (from the manifest): an answer of another size is corrupt, unhashed. */
+  sealedSizeBytes?: number;
+}
+
+export interface FetchDeps {
+  store: ChunkStore;
+  providers?: ProviderDirectory;
+  cold?: ColdStore;
+  announcer?: Announcer;
+}
+
+export interface FetcherOptions extends Omit<SchedulerOptions, "hasCold"> {
+  /** A request with no answer after this long is aborted and counts as an error. Default 60,000. */
+  requestTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Remote misbehaviour, one line each (for logs; never thrown). */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Receives each verified sealed chunk once; the chunk's window slot is freed
+ * when it resolves. `signal` aborts when the run is ending (failed or
+ * aborted): a sink that waits (the ordered emitter's reorder buffer) must
+ * then give up, or the run could not finish.
+ */
+export type PieceSink = (piece: number, sealed: Uint8Array, source: ChunkSource, signal: AbortSignal) => Promise<void>;
+
+export interface FetchReport {
+  fromPeers: number;
+  fromCold: number;
+  fromLocal: number;
+  sources: SourceStats[];
+  penalised: string[];
+}
+
+export class ChunkUnavailableError extends PeercloudError {
+  constructor(cid: string, reason: string) {
+    super("chunk_unavailable", `chunk ${cid} unavailable: ${reason}`, 503, { cid });
+    this.name = "ChunkUnavailableError";
+  }
+}
+
+const CANCELLED = Symbol("cancelled");
+
+interface PieceLog {
+  providersSeen: number;
+  lastError?: string;
+  coldAbsent: boolean;
+}
+
+export class ChunkFetcher {
+  readonly scheduler: ChunkScheduler;
+  private readonly sources = new Map<string, ChunkSource>();
+  private readonly digests: Uint8Array[];
+  private readonly logs: PieceLog[];
+  private readonly controllers = new Map<string, AbortController>();
+  private readonly pending = new Set<Promise<void>>();
+  private readonly requestTimeoutMs: number;
+  private fatal: unknown = null;
+  /** Aborted when the run ends, for sinks still waiting. */
+  private readonly ending = new AbortController();
+  private wakeUp: (() => void) | null = null;
+  private dirty = false;
+  private readonly counts = { fromPeers: 0, fromCold: 0, fromLocal: 0 };
+  /** Cache writes in progress, by CID. */
+  private readonly caching = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly pieces: readonly FetchPiece[],
+    private readonly deps: FetchDeps,
+    private readonly options: FetcherOptions = {},
+  ) {
+    this.scheduler = new ChunkScheduler(pieces.length, { ...options, hasCold: deps.cold !== undefined });
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.digests = pieces.map((p) => parseCid(p.cid).digest);
+    this.logs = pieces.map(() => ({ providersSeen: 0, coldAbsent: false }));
+    this.register({ id: SELF_SOURCE_ID, kind: "local", fetch: (cid) => this.readSelf(cid) });
+    if (deps.cold) this.register(coldSource(deps.cold, COLD_SOURCE_ID));
+  }
+
+  /** Pieces already complete (resumed): never fetched. Call before run(). */
+  markDone(piece: number): void {
+    this.scheduler.markDone(piece);
+  }
+
+  /** Fetches every piece not marked done into `sink`. Rejects with ChunkUnavailableError, a sink's error, or the abort reason. */
+  async run(sink: PieceSink): Promise<FetchReport> {
+    const signal = this.options.signal;
+    const onAbort = () => this.fail(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      signal?.throwIfAborted();
+      while (!this.scheduler.isSettled() && this.fatal === null) {
+        for (const piece of this.scheduler.nextLookups()) this.track(this.lookup(piece));
+        for (const a of this.scheduler.nextRequests()) this.track(this.request(a.piece, a.sourceId, sink));
+        // Exhausted pieces may have been queued for a re-lookup just now.
+        for (const piece of this.scheduler.nextLookups()) this.track(this.lookup(piece));
+        // A stream cannot go past a missing chunk: stop once everything before it is out. Otherwise
+        // fetch all the rest first, so the part file holds all that is obtainable and a re-run needs
+        // only what was missing.
+        const failed = this.scheduler.failedPieces();
+        if (this.options.ordered && failed.length > 0 && this.scheduler.headPiece() >= Math.min(...failed)) break;
+        if (this.scheduler.isSettled()) break;
+        if (this.pending.size === 0) throw new Error("ChunkFetcher: stalled with nothing in flight (scheduler bug)");
+        await this.nextEvent();
+      }
+      const failed = [...this.scheduler.failedPieces()].sort((a, b) => a - b);
+      if (this.fatal === null && failed.length > 0) this.fatal = this.unavailable(failed[0], failed.length - 1);
+      if (this.fatal !== null) throw this.fatal;
+      return this.report();
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.ending.abort(this.fatal ?? CANCELLED);
+      for (const controller of this.controllers.values()) controller.abort(CANCELLED);
+      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    }
+  }
+
+  /**
+   * The sealed bytes of a chunk this run delivered, read back from the local
+   * store (waiting for its cache write), verified; null if the store did not
+   * keep it (full).
+   */
+  async readCached(cid: string): Promise<Uint8Array | null> {
+    await this.caching.get(cid);
+    return this.deps.store.get(cid, { verify: true });
+  }
+
+  report(): FetchReport {
+    return { ...this.counts, sources: this.scheduler.sourceStats(), penalised: this.scheduler.penalisedSources() };
+  }
+
+  private register(source: ChunkSource): void {
+    if (this.sources.has(source.id)) return;
+    this.sources.set(source.id, source);
+    this.scheduler.addSource(source.id, source.kind);
+  }
+
+  private async lookup(piece: number): Promise<void> {
+    const cid = this.pieces[piece].cid;
+    const ids: string[] = [];
+    try {
+      if (this.deps.store.has(cid)) {
+        ids.push(SELF_SOURCE_ID);
+      } else if (this.deps.providers) {
+        const controller = new AbortController();
+        this.controllers.set(`lookup/${piece}`, controller);
+        const timer = setTimeout(() => controller.abort(new PeercloudError("lookup_timeout", `provider lookup for ${cid} took over ${this.requestTimeoutMs} ms`, 504)), this.requestTimeoutMs);
+        try {
+          for (const source of await raceAbort(this.deps.providers.providers(cid, controller.signal), controller.signal)) {
+            if (source.id === SELF_SOURCE_ID || source.id === COLD_SOURCE_ID) continue;
+            this.register(source);
+            if (!ids.includes(source.id)) ids.push(source.id);
+          }
+        } finally {
+          clearTimeout(timer);
+          this.controllers.delete(`lookup/${piece}`);
+        }
+        this.logs[piece].providersSeen += ids.length;
+      }
+    } catch (error) {
+      this.logs[piece].lastError = `provider lookup failed: ${messageOf(error)}`;
+    }
+    this.scheduler.lookupResult(piece, ids);
+  }
+
+  private async request(piece: number, sourceId: string, sink: PieceSink): Promise<void> {
+    const { cid, sealedSizeBytes } = this.pieces[piece];
+    const source = this.sources.get(sourceId)!;
+    const key = `${piece}/${sourceId}`;
+    const controller = new AbortController();
+    this.controllers.set(key, controller);
+    const timer = setTimeout(() => controller.abort(new PeercloudError("chunk_timeout", `no answer from ${sourceId} for ${cid} within ${this.requestTimeoutMs} ms`, 504)), this.requestTimeoutMs);
+    let bytes: Uint8Array;
+    try {
+      bytes = await raceAbort(source.fetch(cid, controller.signal), controller.signal);
+    } catch (error) {
+      const cancelled = controller.signal.aborted && controller.signal.reason === CANCELLED;
+      this.scheduler.requestFailed(piece, sourceId, cancelled ? "cancelled" : isNotFound(error) ? "absent" : "error");
+      if (!cancelled) this.noteError(piece, source, error);
+      return;
+    } finally {
+      clearTimeout(timer);
+      this.controllers.delete(key);
+    }
+    // The local store re-hashed its copy already (readSelf); everything else is hashed here.
+    const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
+    if (wrongSize || (sourceId !== SELF_SOURCE_ID && !createHash("sha256").update(bytes).digest().equals(this.digests[piece]))) {
+      this.scheduler.requestFailed(piece, sourceId, "corrupt");
+      this.logs[piece].lastError = `${sourceId} sent bytes that do not match the CID`;
+      this.options.onWarning?.(`source ${sourceId} (${source.kind}) sent corrupt data for chunk ${cid}; penalised`);
+      return;
+    }
+    const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length);
+    for (const loser of cancel) this.controllers.get(`${piece}/${loser}`)?.abort(CANCELLED);
+    if (!accepted) return;
+    if (source.kind === "peer") this.counts.fromPeers++;
+    else if (source.kind === "r2") this.counts.fromCold++;
+    else this.counts.fromLocal++;
+    const caching = this.cache(cid, bytes, sourceId);
+    this.caching.set(cid, caching);
+    try {
+      await Promise.all([caching, sink(piece, bytes, source, this.ending.signal)]);
+    } finally {
+      this.caching.delete(cid);
+    }
+    this.scheduler.consumed(piece);
+  }
+
+  /** Keeps a fetched chunk as an unpinned cache entry and announces it; best effort (a full store is not an error). */
+  private async cache(cid: string, sealed: Uint8Array, sourceId: string): Promise<void> {
+    if (sourceId === SELF_SOURCE_ID) return;
+    try {
+      const { added } = await this.deps.store.put(cid, sealed);
+      if (added) this.deps.announcer?.announce([cid]);
+    } catch {
+      // StoreFullError, a closed store: the download itself does not need the cache.
+    }
+  }
+
+  private async readSelf(cid: string): Promise<Uint8Array> {
+    // verify: a rotten local copy is removed by the store and the chunk is fetched elsewhere.
+    const bytes = await this.deps.store.get(cid, { verify: true });
+    if (!bytes) throw new PeercloudError("chunk_not_found", `chunk ${cid} is no longer in the local store`, 404);
+    return bytes;
+  }
+
+  private noteError(piece: number, source: ChunkSource, error: unknown): void {
+    const log = this.logs[piece];
+    if (source.id === COLD_SOURCE_ID && isNotFound(error)) {
+      log.coldAbsent = true;
+      return;
+    }
+    log.lastError = `${source.id}: ${messageOf(error)}`;
+    if (source.kind !== "local") this.options.onWarning?.(`source ${source.id} (${source.kind}) failed for chunk ${this.pieces[piece].cid}: ${messageOf(error)}`);
+  }
+
+  private unavailable(piece: number, more: number): ChunkUnavailableError {
+    const log = this.logs[piece];
+    const cold = this.deps.cold ? (log.coldAbsent ? "not in cold storage" : "cold storage failed") : "no cold storage configured";
+    const peers = log.providersSeen === 0 ? "no provider" : `every provider failed (last: ${log.lastError ?? "unknown"})`;
+    return new ChunkUnavailableError(this.pieces[piece].cid, `${peers} and ${cold}${more > 0 ? ` (and ${more} more chunk(s) unavailable)` : ""}`);
+  }
+
+  private fail(error: unknown): void {
+    if (this.fatal === null) this.fatal = error ?? new Error("aborted");
+    this.ending.abort(this.fatal);
+    this.wake();
+  }
+
+  private track(operation: Promise<void>): void {
+    const tracked = operation
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this.pending.delete(tracked);
+        this.wake();
+      });
+    this.pending.add(tracked);
+  }
+
+  private wake(): void {
+    this.dirty = true;
+    const wakeUp = this.wakeUp;
+    this.wakeUp = null;
+    wakeUp?.();
+  }
+
+  private nextEvent(): Promise<void> {
+    if (this.dirty) {
+      this.dirty = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.wakeUp = () => {
+        this.dirty = false;
+        resolve();
+      };
+    });
+  }
+}
+
+/** Rejects as soon as `signal` aborts, even if the source ignores it (a hung peer must not hold the loop). */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The source does not hold the chunk (HTTP 404 / code chunk_not_found): not misbehaviour. */
+function isNotFound(error: unknown): boolean {
+  const e = error as { code?: unknown; status?: unknown } | null;
+  return typeof e === "object" && e !== null && (e.code === "chunk_not_found" || e.status === 404);
+}
+
+function messageOf(error: unknown): string {
+  if (error === CANCELLED) return "cancelled";
+  return error instanceof Error ? error.message : String(error);
+}

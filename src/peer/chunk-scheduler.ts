@@ -1,0 +1,401 @@
+/**
+ * Which chunk to fetch next, from which source — the download scheduler's
+ * decisions as plain code, with no I/O, clock or randomness, so that every
+ * rule below is unit-tested directly and the fetch loop (chunk-fetcher.ts)
+ * only carries them out.
+ *
+ * The unit is a *piece*: one distinct chunk CID of a download (a file whose
+ * chunks repeat, e.g. runs of zeros, fetches each distinct chunk once).
+ * Pieces are numbered in the order they first occur in the file.
+ *
+ * Rules, and where they come from:
+ * - **Window.** A piece holds one memory unit per request in flight and one
+ *   while its bytes wait to be consumed (written, or emitted in order). New
+ *   pieces start only while fewer than `windowChunks` units are held, so
+ *   memory is bounded by window × largest chunk whatever the file size. In
+ *   ordered (streaming) mode the head piece — the lowest one not consumed —
+ *   may always start, so a full reorder buffer can never deadlock.
+ * - **Piece order.** Ordered mode fetches lowest index first (the player
+ *   needs the next bytes). Otherwise *rarest first* among the pieces whose
+ *   providers are known (BitTorrent, Cohen 2003 §"Piece Selection"): the
+ *   chunks held by fewest live peers are fetched first, so this downloader
+ *   soonest becomes a provider of what the swarm lacks; ties by index.
+ * - **Source choice.** Among a piece's providers (directory order = its
+ *   ranking), untried ones first, then by `score / (1 + inFlight)`: a
+ *   penalised or busy source is asked less. Each source has an in-flight cap
+ *   (`perSourceInFlight`); a slow source's slots stay busy longer, so it
+ *   receives fewer requests by itself (request pipelining as self-clocking,
+ *   as in BitTorrent), and the load term spreads requests fairly.
+ * - **Penalties** (scores and bans: source-scores.ts). A source that sent
+ *   corrupt bytes for a piece, or said it does not hold it, is never asked
+ *   for that piece again; after an error it may be asked once more
+ *   (`maxAttemptsPerSource`), after untried sources.
+ * - **Fallbacks.** When every provider of a piece is exhausted, its
+ *   providers are looked up again once (new providers appear as other
+ *   downloaders finish), then the cold store (R2 through the edge) is tried;
+ *   only when that fails too is the piece `failed`.
+ * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
+ *   a request in flight, idle slots are used to ask a second source for the
+ *   pieces in flight (lowest first); the first valid answer wins and the
+ *   loser is cancelled. In ordered mode the same happens to the head piece
+ *   whenever it blocks a full window. Duplicates may use
+ *   `endgameExtraRequests` units beyond the window.
+ */
+
+import { SourceScores, type FailureReason, type SourceKind, type SourceStats } from "./source-scores.js";
+
+export type { FailureReason, SourceKind, SourceStats } from "./source-scores.js";
+
+/** Id under which the cold store (R2) is registered when there is one. */
+export const COLD_SOURCE_ID = "cold";
+
+export interface SchedulerOptions {
+  /** Memory units (requests in flight + pieces awaiting consumption). Default 16. */
+  windowChunks?: number;
+  /** Concurrent requests to one peer. Default 4. */
+  perSourceInFlight?: number;
+  /** Concurrent requests to the cold store. Default 4. */
+  coldInFlight?: number;
+  /** Streaming: lowest index first, head-of-line duplication. Default false (rarest first). */
+  ordered?: boolean;
+  /** Is a cold store available as the last resort? Default false. */
+  hasCold?: boolean;
+  /** Use endgame duplication. Default true. */
+  endgame?: boolean;
+  /** Concurrent requests for one piece during endgame. Default 2. */
+  maxRequestsPerPiece?: number;
+  /** Units duplicates may use beyond the window. Default 2. */
+  endgameExtraRequests?: number;
+  /** Pieces whose providers are known (or being looked up) but not started. Default = windowChunks. */
+  lookaheadPieces?: number;
+  /** Concurrent provider lookups. Default 8. */
+  lookupConcurrency?: number;
+  /** Provider lookups per piece (the first plus re-lookups after exhaustion). Default 2. */
+  maxLookupsPerPiece?: number;
+  /** Requests per (piece, source) after errors (corrupt answers are never retried). Default 2. */
+  maxAttemptsPerSource?: number;
+  /** Default 2. */
+  banAfterCorruptions?: number;
+  /** Default 4. */
+  banAfterConsecutiveFailures?: number;
+}
+
+export interface Assignment {
+  piece: number;
+  sourceId: string;
+  /** A second request for a piece already in flight (endgame). */
+  duplicate: boolean;
+}
+
+type PieceState = "new" | "looking-up" | "ready" | "received" | "done" | "failed";
+
+interface Attempt {
+  count: number;
+  /** Never ask this source for this piece again (it sent wrong bytes, or does not have it). */
+  final: boolean;
+}
+
+interface Piece {
+  state: PieceState;
+  /** Peer/local source ids from the latest lookup, best first. */
+  candidates: string[];
+  lookups: number;
+  attempts: Map<string, Attempt>;
+  requests: Set<string>;
+}
+
+
+export class ChunkScheduler {
+  readonly pieceCount: number;
+  private readonly o: Required<SchedulerOptions>;
+  private readonly pieces: Piece[];
+  private readonly sources: SourceScores;
+  /** Pieces with known providers, not received, and no request in flight. */
+  private readonly ready = new Set<number>();
+  /** Pieces with at least one request in flight. */
+  private readonly active = new Set<number>();
+  /** Pieces waiting for a (re-)lookup ahead of the cursor. */
+  private readonly relookups: number[] = [];
+  private lookupCursor = 0;
+  private lookupsInFlight = 0;
+  private requestsInFlight = 0;
+  private receivedUnconsumed = 0;
+  private finishedPieces = 0;
+  /** Lowest piece not consumed (ordered mode's head). */
+  private head = 0;
+  private readonly failed: number[] = [];
+
+  constructor(pieceCount: number, options: SchedulerOptions = {}) {
+    if (!Number.isSafeInteger(pieceCount) || pieceCount < 0) throw new RangeError(`ChunkScheduler: pieceCount must be a non-negative integer, got ${pieceCount}`);
+    const windowChunks = options.windowChunks ?? 16;
+    this.o = {
+      windowChunks,
+      perSourceInFlight: options.perSourceInFlight ?? 4,
+      coldInFlight: options.coldInFlight ?? 4,
+      ordered: options.ordered ?? false,
+      hasCold: options.hasCold ?? false,
+      endgame: options.endgame ?? true,
+      maxRequestsPerPiece: options.maxRequestsPerPiece ?? 2,
+      endgameExtraRequests: options.endgameExtraRequests ?? 2,
+      lookaheadPieces: options.lookaheadPieces ?? windowChunks,
+      lookupConcurrency: options.lookupConcurrency ?? 8,
+      maxLookupsPerPiece: options.maxLookupsPerPiece ?? 2,
+      maxAttemptsPerSource: options.maxAttemptsPerSource ?? 2,
+      banAfterCorruptions: options.banAfterCorruptions ?? 2,
+      banAfterConsecutiveFailures: options.banAfterConsecutiveFailures ?? 4,
+    };
+    for (const [name, value] of Object.entries(this.o)) {
+      if (typeof value === "number" && (!Number.isSafeInteger(value) || value < 1)) throw new RangeError(`ChunkScheduler: ${name} must be a positive integer, got ${value}`);
+    }
+    this.sources = new SourceScores(this.o);
+    this.pieceCount = pieceCount;
+    this.pieces = Array.from({ length: pieceCount }, () => ({ state: "new" as PieceState, candidates: [], lookups: 0, attempts: new Map(), requests: new Set() }));
+    if (this.o.hasCold) this.addSource(COLD_SOURCE_ID, "r2");
+  }
+
+  /** Registers a source (idempotent). Sources must be added before a lookup result names them. */
+  addSource(id: string, kind: SourceKind): void {
+    this.sources.add(id, kind);
+  }
+
+  /** A piece already present (resumed, or in the local store): it is never fetched. */
+  markDone(piece: number): void {
+    const p = this.piece(piece);
+    if (p.state === "done") return;
+    if (p.requests.size > 0 || p.state === "received") throw new Error(`ChunkScheduler.markDone: piece ${piece} is being fetched`);
+    if (p.state === "looking-up") this.lookupsInFlight--;
+    this.ready.delete(piece);
+    p.state = "done";
+    this.finishedPieces++;
+    this.advanceHead();
+  }
+
+  /** Pieces to look providers up for now, in priority order; they are marked as being looked up. */
+  nextLookups(): number[] {
+    const out: number[] = [];
+    while (this.lookupsInFlight < this.o.lookupConcurrency) {
+      let piece = this.relookups.shift();
+      if (piece === undefined) {
+        if (this.ready.size + this.lookupsInFlight >= this.o.lookaheadPieces) break;
+        while (this.lookupCursor < this.pieceCount && this.pieces[this.lookupCursor].state !== "new") this.lookupCursor++;
+        if (this.lookupCursor >= this.pieceCount) break;
+        piece = this.lookupCursor++;
+      }
+      const p = this.pieces[piece];
+      p.state = "looking-up";
+      p.lookups++;
+      this.lookupsInFlight++;
+      out.push(piece);
+    }
+    return out;
+  }
+
+  /** Providers found for a piece (ids already added), best first; a failed lookup reports []. */
+  lookupResult(piece: number, sourceIds: string[]): void {
+    const p = this.piece(piece);
+    if (p.state !== "looking-up") return;
+    this.lookupsInFlight--;
+    for (const id of sourceIds) if (!this.sources.has(id)) throw new Error(`ChunkScheduler.lookupResult: unknown source ${id}`);
+    p.candidates = sourceIds.filter((id) => id !== COLD_SOURCE_ID);
+    p.state = "ready";
+    this.ready.add(piece);
+  }
+
+  /**
+   * The requests to start now. Each is counted in flight until reported with
+   * requestSucceeded or requestFailed. Pieces left with no option at all
+   * become failed (see failedPieces()).
+   */
+  nextRequests(): Assignment[] {
+    const out: Assignment[] = [];
+    for (const piece of this.startOrder()) {
+      const p = this.pieces[piece];
+      const isHead = this.o.ordered && piece === this.head;
+      if (this.units() >= this.o.windowChunks && !isHead) continue;
+      const choice = this.chooseSource(piece, p);
+      if (choice === "wait") continue;
+      if (choice === "relookup") {
+        this.ready.delete(piece);
+        p.state = "new";
+        this.relookups.push(piece);
+        continue;
+      }
+      if (choice === "failed") {
+        this.ready.delete(piece);
+        p.state = "failed";
+        this.failed.push(piece);
+        continue;
+      }
+      this.start(piece, choice, false);
+      out.push({ piece, sourceId: choice, duplicate: false });
+    }
+    if (this.o.endgame) out.push(...this.duplicates());
+    return out;
+  }
+
+  /**
+   * A source answered with bytes that match the piece's CID. Returns whether
+   * they are the first (use them) and the other sources whose requests for
+   * the piece should now be cancelled.
+   */
+  requestSucceeded(piece: number, sourceId: string, sizeBytes: number): { accepted: boolean; cancel: string[] } {
+    const p = this.piece(piece);
+    this.endRequest(p, sourceId);
+    this.sources.ended(sourceId, { ok: true, sizeBytes });
+    if (p.state !== "ready") return { accepted: false, cancel: [] };
+    this.active.delete(piece);
+    p.state = "received";
+    this.receivedUnconsumed++;
+    return { accepted: true, cancel: [...p.requests] };
+  }
+
+  /**
+   * A request ended without usable bytes. "absent" (the source does not hold
+   * the chunk: evicted, or R2 never had it) and "cancelled" (we aborted it)
+   * cost the source nothing; the source is not asked for an absent piece again.
+   */
+  requestFailed(piece: number, sourceId: string, reason: FailureReason): void {
+    const p = this.piece(piece);
+    this.endRequest(p, sourceId);
+    this.sources.ended(sourceId, { ok: false, reason });
+    if (reason === "corrupt" || reason === "absent") p.attempts.get(sourceId)!.final = true;
+    if (p.state === "ready" && p.requests.size === 0) {
+      this.active.delete(piece);
+      this.ready.add(piece);
+    }
+  }
+
+  /** The piece's bytes were written (or emitted): its memory unit is free. */
+  consumed(piece: number): void {
+    const p = this.piece(piece);
+    if (p.state !== "received") throw new Error(`ChunkScheduler.consumed: piece ${piece} was not received`);
+    p.state = "done";
+    this.receivedUnconsumed--;
+    this.finishedPieces++;
+    this.advanceHead();
+  }
+
+  isFinished(): boolean {
+    return this.finishedPieces === this.pieceCount;
+  }
+
+  /** Every piece is either done or failed. */
+  isSettled(): boolean {
+    return this.finishedPieces + this.failed.length === this.pieceCount;
+  }
+
+  /** The lowest piece not done (pieceCount when all are). */
+  headPiece(): number {
+    return this.head;
+  }
+
+  /** Pieces for which every option is exhausted. */
+  failedPieces(): readonly number[] {
+    return this.failed;
+  }
+
+  sourceStats(): SourceStats[] {
+    return this.sources.stats();
+  }
+
+  /** Sources that were penalised at least once (error or corruption), for the result. */
+  penalisedSources(): string[] {
+    return this.sources.penalised();
+  }
+
+  private piece(piece: number): Piece {
+    const p = this.pieces[piece];
+    if (!p) throw new RangeError(`ChunkScheduler: no piece ${piece}`);
+    return p;
+  }
+
+  private units(): number {
+    return this.requestsInFlight + this.receivedUnconsumed;
+  }
+
+  /** Ready pieces in the order they should start. */
+  private startOrder(): number[] {
+    const order = [...this.ready];
+    if (this.o.ordered) return order.sort((a, b) => a - b);
+    const holders = (piece: number) => this.pieces[piece].candidates.filter((id) => !this.sources.isBanned(id)).length;
+    const weight = new Map(order.map((piece) => [piece, holders(piece)]));
+    return order.sort((a, b) => weight.get(a)! - weight.get(b)! || a - b);
+  }
+
+  private chooseSource(piece: number, p: Piece): string | "wait" | "relookup" | "failed" {
+    const eligible = p.candidates.filter((id) => this.eligible(p, id));
+    if (eligible.length > 0) return this.best(p, eligible) ?? "wait";
+    if (p.requests.size > 0) return "wait";
+    if (p.candidates.length > 0 && p.lookups < this.o.maxLookupsPerPiece) return "relookup";
+    if (this.o.hasCold && this.eligible(p, COLD_SOURCE_ID)) return this.best(p, [COLD_SOURCE_ID]) ?? "wait";
+    return "failed";
+  }
+
+  private eligible(p: Piece, id: string): boolean {
+    if (this.sources.isBanned(id) || p.requests.has(id)) return false;
+    const attempt = p.attempts.get(id);
+    return !attempt || (!attempt.final && attempt.count < this.o.maxAttemptsPerSource);
+  }
+
+  /** The best source with a free slot, or null when all eligible ones are busy. */
+  private best(p: Piece, eligible: string[]): string | null {
+    let bestId: string | null = null;
+    let bestKey = -Infinity;
+    for (let i = 0; i < eligible.length; i++) {
+      const id = eligible[i];
+      if (!this.sources.hasFreeSlot(id)) continue;
+      // Untried sources first (rank is at most 1); then score over load; earlier (directory-ranked) wins ties.
+      const untried = p.attempts.has(id) ? 0 : 2;
+      const key = untried + this.sources.rank(id) - i * 1e-9;
+      if (key > bestKey) {
+        bestKey = key;
+        bestId = id;
+      }
+    }
+    return bestId;
+  }
+
+  private start(piece: number, sourceId: string, duplicate: boolean): void {
+    const p = this.pieces[piece];
+    const attempt = p.attempts.get(sourceId);
+    if (attempt) attempt.count++;
+    else p.attempts.set(sourceId, { count: 1, final: false });
+    p.requests.add(sourceId);
+    this.sources.started(sourceId);
+    this.requestsInFlight++;
+    if (!duplicate) {
+      this.ready.delete(piece);
+      this.active.add(piece);
+    }
+  }
+
+  private endRequest(p: Piece, sourceId: string): void {
+    if (!p.requests.delete(sourceId)) throw new Error(`ChunkScheduler: no request in flight to ${sourceId}`);
+    this.requestsInFlight--;
+  }
+
+  /** Endgame and head-of-line duplicate requests, lowest piece first. */
+  private duplicates(): Assignment[] {
+    const lookupsPending = this.lookupsInFlight > 0 || this.relookups.length > 0 || this.lookupCursor < this.pieceCount;
+    const endgame = !lookupsPending && this.ready.size === 0;
+    const headBlocked = this.o.ordered && this.units() >= this.o.windowChunks && this.active.has(this.head);
+    if (!endgame && !headBlocked) return [];
+    const candidates = endgame ? [...this.active].sort((a, b) => a - b) : [this.head];
+    const out: Assignment[] = [];
+    for (const piece of candidates) {
+      if (this.units() >= this.o.windowChunks + this.o.endgameExtraRequests) break;
+      const p = this.pieces[piece];
+      if (p.requests.size >= this.o.maxRequestsPerPiece) continue;
+      // Only peers: the cold store stays the last resort, reached through failures.
+      const choice = this.best(p, p.candidates.filter((id) => this.eligible(p, id)));
+      if (choice === null) continue;
+      this.start(piece, choice, true);
+      out.push({ piece, sourceId: choice, duplicate: true });
+    }
+    return out;
+  }
+
+  private advanceHead(): void {
+    while (this.head < this.pieceCount && this.pieces[this.head].state === "done") this.head++;
+  }
+}

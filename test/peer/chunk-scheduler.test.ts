@@ -1,0 +1,232 @@
+/**
+ * The download scheduler's rules, as pure logic: window, piece order
+ * (rarest first / in order), source choice and fairness, penalties and bans,
+ * fallbacks (re-lookup, cold, failure), and endgame duplication.
+ */
+import { describe, expect, it } from "vitest";
+import { ChunkScheduler, COLD_SOURCE_ID, type Assignment, type SchedulerOptions } from "../../src/peer/chunk-scheduler.js";
+
+/** A scheduler whose every piece has been looked up with `providers(piece)`. */
+function ready(pieces: number, providers: (piece: number) => string[], options: SchedulerOptions = {}): ChunkScheduler {
+  const s = new ChunkScheduler(pieces, { lookaheadPieces: pieces, lookupConcurrency: pieces, ...options });
+  for (let i = 0; i < pieces; i++) for (const id of providers(i)) s.addSource(id, "peer");
+  for (const piece of s.nextLookups()) s.lookupResult(piece, providers(piece));
+  return s;
+}
+
+function byPiece(assignments: Assignment[]): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const a of assignments) out.set(a.piece, [...(out.get(a.piece) ?? []), a.sourceId]);
+  return out;
+}
+
+/** Completes a request and consumes the piece at once (a file-mode sink). */
+function succeed(s: ChunkScheduler, a: Assignment) {
+  const result = s.requestSucceeded(a.piece, a.sourceId, 100);
+  if (result.accepted) s.consumed(a.piece);
+  return result;
+}
+
+describe("ChunkScheduler", () => {
+  it("starts no more than the window, and no more than each source's limit", () => {
+    const s = ready(40, () => ["a", "b", "c"], { windowChunks: 8, perSourceInFlight: 2, endgame: false });
+    const first = s.nextRequests();
+    expect(first).toHaveLength(6); // 3 sources x 2 slots < window 8
+    const perSource = new Map<string, number>();
+    for (const a of first) perSource.set(a.sourceId, (perSource.get(a.sourceId) ?? 0) + 1);
+    expect([...perSource.values()]).toEqual([2, 2, 2]);
+    expect(s.nextRequests()).toHaveLength(0);
+    succeed(s, first[0]);
+    expect(s.nextRequests()).toHaveLength(1);
+  });
+
+  it("bounds memory units: a received but unconsumed piece holds its slot", () => {
+    const s = ready(10, () => ["a", "b", "c", "d"], { windowChunks: 3, perSourceInFlight: 4, endgame: false });
+    const first = s.nextRequests();
+    expect(first).toHaveLength(3);
+    s.requestSucceeded(first[0].piece, first[0].sourceId, 1);
+    expect(s.nextRequests()).toHaveLength(0);
+    s.consumed(first[0].piece);
+    expect(s.nextRequests()).toHaveLength(1);
+  });
+
+  it("spreads requests across providers (fairness by load)", () => {
+    const s = ready(12, () => ["a", "b", "c"], { windowChunks: 12, perSourceInFlight: 4, endgame: false });
+    const counts = new Map<string, number>();
+    for (const a of s.nextRequests()) counts.set(a.sourceId, (counts.get(a.sourceId) ?? 0) + 1);
+    expect(Object.fromEntries(counts)).toEqual({ a: 4, b: 4, c: 4 });
+  });
+
+  it("fetches the rarest pieces first, and in order when ordered", () => {
+    const providers = (piece: number) => (piece === 3 ? ["a"] : piece === 2 ? ["a", "b"] : ["a", "b", "c"]);
+    const rarest = ready(5, providers, { windowChunks: 2, perSourceInFlight: 8, endgame: false });
+    expect(rarest.nextRequests().map((a) => a.piece)).toEqual([3, 2]);
+    const ordered = ready(5, providers, { windowChunks: 2, perSourceInFlight: 8, ordered: true, endgame: false });
+    expect(ordered.nextRequests().map((a) => a.piece)).toEqual([0, 1]);
+  });
+
+  it("looks providers up only a bounded distance ahead", () => {
+    const s = new ChunkScheduler(100, { windowChunks: 4, lookaheadPieces: 4, lookupConcurrency: 8 });
+    expect(s.nextLookups()).toEqual([0, 1, 2, 3]);
+    expect(s.nextLookups()).toEqual([]);
+    s.addSource("a", "peer");
+    s.lookupResult(0, ["a"]);
+    s.nextRequests();
+    expect(s.nextLookups()).toEqual([4]);
+  });
+
+  it("retries a corrupt piece elsewhere, never on the corrupting source, and bans it after repeated corruption", () => {
+    const s = ready(4, () => ["bad", "good"], { windowChunks: 4, perSourceInFlight: 1, banAfterCorruptions: 2, endgame: false });
+    const first = byPiece(s.nextRequests());
+    expect(first.get(0)).toEqual(["bad"]);
+    expect(first.get(1)).toEqual(["good"]);
+    s.requestFailed(0, "bad", "corrupt");
+    const second = byPiece(s.nextRequests());
+    // piece 0 must not go back to "bad"; "good" is busy with piece 1, so piece 2 may take "bad".
+    expect(second.get(0)).toBeUndefined();
+    expect(second.get(2)).toEqual(["bad"]);
+    s.requestFailed(2, "bad", "corrupt");
+    const stats = s.sourceStats().find((x) => x.id === "bad")!;
+    expect(stats).toMatchObject({ corruptions: 2, banned: true });
+    expect(stats.score).toBeLessThan(0.05);
+    succeed(s, { piece: 1, sourceId: "good", duplicate: false });
+    const rest: Assignment[] = [];
+    for (let guard = 0; guard < 10 && !s.isFinished(); guard++) {
+      for (const a of s.nextRequests()) {
+        expect(a.sourceId).toBe("good");
+        rest.push(a);
+        succeed(s, a);
+      }
+    }
+    expect(s.isFinished()).toBe(true);
+    expect(s.penalisedSources()).toEqual(["bad"]);
+  });
+
+  it("bans a source after consecutive errors; a success resets the streak", () => {
+    const s = ready(10, () => ["flaky"], { windowChunks: 1, perSourceInFlight: 1, banAfterConsecutiveFailures: 3, maxAttemptsPerSource: 10, endgame: false });
+    const next = () => {
+      const [a] = s.nextRequests();
+      expect(a?.sourceId).toBe("flaky");
+      return a;
+    };
+    const flaky = () => s.sourceStats().find((x) => x.id === "flaky")!;
+    s.requestFailed(next().piece, "flaky", "error");
+    s.requestFailed(next().piece, "flaky", "error");
+    expect(flaky().score).toBeCloseTo(0.25);
+    succeed(s, next());
+    expect(flaky().banned).toBe(false);
+    s.requestFailed(next().piece, "flaky", "error");
+    s.requestFailed(next().piece, "flaky", "error");
+    expect(flaky().banned).toBe(false);
+    s.requestFailed(next().piece, "flaky", "error");
+    expect(flaky()).toMatchObject({ banned: true, failures: 5, chunks: 1 });
+    // Banned and no cold store: after one re-lookup (which finds only it) the piece has no option left.
+    expect(s.nextRequests()).toEqual([]);
+    const [again] = s.nextLookups();
+    s.lookupResult(again, ["flaky"]);
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.failedPieces()).toEqual([again]);
+  });
+
+  it("falls back to a re-lookup, then the cold store, then fails", () => {
+    const s = new ChunkScheduler(1, { hasCold: true, maxLookupsPerPiece: 2 });
+    s.addSource("p", "peer");
+    expect(s.nextLookups()).toEqual([0]);
+    s.lookupResult(0, ["p"]);
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "p", duplicate: false }]);
+    s.requestFailed(0, "p", "absent");
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.nextLookups()).toEqual([0]); // re-lookup
+    s.lookupResult(0, ["p"]); // same provider, already known absent
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: COLD_SOURCE_ID, duplicate: false }]);
+    s.requestFailed(0, COLD_SOURCE_ID, "absent");
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.failedPieces()).toEqual([0]);
+    // "absent" is no misbehaviour.
+    expect(s.penalisedSources()).toEqual([]);
+  });
+
+  it("goes straight to the cold store when no provider exists, and fails without one", () => {
+    const withCold = new ChunkScheduler(1, { hasCold: true });
+    withCold.nextLookups();
+    withCold.lookupResult(0, []);
+    expect(withCold.nextRequests()).toEqual([{ piece: 0, sourceId: COLD_SOURCE_ID, duplicate: false }]);
+    const without = new ChunkScheduler(1);
+    without.nextLookups();
+    without.lookupResult(0, []);
+    expect(without.nextRequests()).toEqual([]);
+    expect(without.failedPieces()).toEqual([0]);
+  });
+
+  it("retries a piece on the same source after an error when nothing else is left (up to maxAttemptsPerSource)", () => {
+    const s = ready(1, () => ["only"], { maxAttemptsPerSource: 2, maxLookupsPerPiece: 1 });
+    expect(s.nextRequests()[0].sourceId).toBe("only");
+    s.requestFailed(0, "only", "error");
+    expect(s.nextRequests()[0].sourceId).toBe("only");
+    s.requestFailed(0, "only", "error");
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.failedPieces()).toEqual([0]);
+  });
+
+  it("endgame: duplicates the last pieces to a second source; the first answer wins and the loser is cancelled", () => {
+    const s = ready(2, () => ["slow", "fast"], { windowChunks: 4, perSourceInFlight: 4 });
+    const first = s.nextRequests();
+    // Two pieces start, then endgame immediately duplicates each to the other source.
+    expect(first.filter((a) => !a.duplicate)).toHaveLength(2);
+    const dups = first.filter((a) => a.duplicate);
+    expect(dups).toHaveLength(2);
+    for (const d of dups) expect(d.sourceId).not.toBe(first.find((a) => a.piece === d.piece && !a.duplicate)!.sourceId);
+    const winner = first.find((a) => a.piece === 0 && a.sourceId === "fast")!;
+    const { accepted, cancel } = s.requestSucceeded(winner.piece, winner.sourceId, 10);
+    expect(accepted).toBe(true);
+    expect(cancel).toEqual(["slow"]);
+    s.requestFailed(0, "slow", "cancelled");
+    s.consumed(0);
+    expect(s.sourceStats().find((x) => x.id === "slow")).toMatchObject({ cancelled: 1, failures: 0, score: 1 });
+    // A late second answer is not accepted twice.
+    const other = first.filter((a) => a.piece === 1);
+    expect(s.requestSucceeded(1, other[0].sourceId, 10).accepted).toBe(true);
+    expect(s.requestSucceeded(1, other[1].sourceId, 10).accepted).toBe(false);
+    s.consumed(1);
+    expect(s.isFinished()).toBe(true);
+  });
+
+  it("does not duplicate before the endgame", () => {
+    const s = ready(50, () => ["a", "b"], { windowChunks: 4, perSourceInFlight: 4, lookaheadPieces: 8 });
+    expect(s.nextRequests().some((a) => a.duplicate)).toBe(false);
+  });
+
+  it("ordered mode: the head piece may always start and is duplicated when it blocks a full window", () => {
+    const s = ready(6, () => ["a", "b"], { windowChunks: 2, perSourceInFlight: 4, ordered: true, endgameExtraRequests: 1 });
+    const first = s.nextRequests();
+    expect(first.filter((a) => !a.duplicate).map((a) => a.piece)).toEqual([0, 1]);
+    // Piece 1 arrives first and waits in the reorder buffer; piece 0 is the head and blocks.
+    const one = first.find((a) => a.piece === 1 && !a.duplicate)!;
+    expect(s.requestSucceeded(1, one.sourceId, 1).accepted).toBe(true);
+    const next = s.nextRequests();
+    expect(next.every((a) => a.piece === 0 && a.duplicate)).toBe(true);
+    expect(next.length + first.filter((a) => a.piece === 0 && a.duplicate).length).toBe(1);
+    // The head failing outright is retried even though the window is full.
+    const zero = [...first, ...next].filter((a) => a.piece === 0);
+    for (const a of zero) s.requestFailed(0, a.sourceId, "error");
+    const retry = s.nextRequests();
+    expect(retry.some((a) => a.piece === 0 && !a.duplicate)).toBe(true);
+  });
+
+  it("markDone skips resumed pieces", () => {
+    const s = new ChunkScheduler(3);
+    s.markDone(0);
+    s.markDone(2);
+    expect(s.nextLookups()).toEqual([1]);
+    s.addSource("a", "peer");
+    s.lookupResult(1, ["a"]);
+    const [a] = s.nextRequests();
+    succeed(s, a);
+    expect(s.isFinished()).toBe(true);
+  });
+
+  it("rejects nonsense options", () => {
+    expect(() => new ChunkScheduler(1, { windowChunks: 0 })).toThrow(RangeError);
+    expect(() => new ChunkScheduler(-1)).toThrow(RangeError);
+  });
+});
