@@ -1,0 +1,296 @@
+/**
+ * RegionDirectory: one Durable Object per region — the always-on part of the
+ * Kademlia DHT (k-buckets, FIND_NODE, FIND_PROVIDERS), the heartbeat and
+ * replica registry, and the signaling relay (DESIGN "Routing", "Fault
+ * tolerance", "NAT traversal"). This file is the adapter only: it wires the
+ * model (./region-directory/directory.ts) and the message handlers
+ * (./region-directory/handlers/) to hibernatable WebSockets, alarms, RPC and
+ * KV. Pure rules live in src/core/ (liveness.ts, placement.ts,
+ * k-bucket-tree.ts).
+ *
+ * Trust boundary: only the edge Worker reaches this object. It verifies the
+ * peer's certificate and request signature before forwarding `GET /connect`
+ * and sets `x-peercloud-node-id` / `x-peercloud-region` itself (dropping any
+ * client-supplied copies); the object trusts those headers and the RPC
+ * callers' identity, but validates the shape of everything it receives.
+ *
+ * Where sharding starts: a Durable Object is single-threaded, so one region
+ * object is bounded by (a) messages/s — Cloudflare documents a soft limit
+ * of ~1,000 requests/s per object (DESIGN measured ~8,500 small messages/s
+ * locally through a bare hibernating object) — and (b) its SQLite size
+ * (10 GB: some 40M replica rows). Heartbeats cost nothing here (pings are
+ * auto-answered), so (a) is status reports plus inventory churn plus
+ * lookups: at one status per 5 minutes that is ~33 msg/s per 10k peers,
+ * leaving room to ~100k peers if lookups go peer-to-peer. Past that, or
+ * past (b), the region splits into objects named `<region>/<hex prefix>`:
+ * peers connect to the shard of their node-ID prefix (FIND_NODE asks the
+ * target's shard, then its neighbours until k are found) and the replica
+ * registry moves to shards by CID prefix (announce batches split by
+ * prefix); placement and summaries fan out. The names and routing would be
+ * the Worker's; this object only has to scope its queries to its prefix.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { Router, error, type IRequest } from "itty-router";
+import * as v from "valibot";
+import { NotFoundError, PeercloudError, ValidationError } from "../src/core/errors.js";
+import { suspectAfterMs } from "../src/core/liveness.js";
+import { MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type DirectoryToPeer, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
+import type { NetworkParams } from "../src/core/params.js";
+import { paramsFromEnv } from "../src/core/params-env.js";
+import { parseJsonText, parseWith } from "../src/core/validate.js";
+import type { Env } from "../workers/env.js";
+import type { RegionDirectoryRpc, RegionSummary, RegisterPeerInput, SignalResult } from "./region-directory-contract.js";
+import { attachmentOf, closeQuietly, connectedPeers, sendMessage, sendToPeer, socketSightingMs, socketSightings, type SocketAttachment } from "./region-directory/connections.js";
+import { Directory } from "./region-directory/directory.js";
+import { dispatch, type HandlerContext } from "./region-directory/handlers/index.js";
+import { R2_EGRESS_BYTES, type QueuedChunk } from "./region-directory/replica-store.js";
+import { errorFrame, errorResponse, requestIdOf } from "./region-directory/replies.js";
+import * as input from "./region-directory/rpc-input.js";
+import { migrate, readMeta, writeMeta } from "./region-directory/schema.js";
+import { forwardSignal } from "./region-directory/signal-forwarder.js";
+import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
+
+/** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
+export const MAX_INVALID_MESSAGES = 5;
+/** Close code telling a peer its socket was replaced by its own newer connection (do not reconnect from this one). */
+export const CLOSE_REPLACED = 4000;
+/** Shortest time between two sweeps: expiries closer than this are handled together, and no re-arm can spin. */
+export const MIN_SWEEP_GAP_MS = 1000;
+export const NODE_ID_HEADER = "x-peercloud-node-id";
+export const REGION_HEADER = "x-peercloud-region";
+
+export class RegionDirectory extends DurableObject<Env> implements RegionDirectoryRpc {
+  /** Wall-clock time in ms. Tests replace it through runInDurableObject to move time without waiting. */
+  clock: () => number = () => Date.now();
+  /** Randomness of bootstrap answers; replaceable for reproducible tests. */
+  random: () => number = Math.random;
+  readonly params: NetworkParams;
+  private directory!: Directory;
+  private region: string | null = null;
+  /** The alarm time (real clock) as last set: cached, since reading it back would cost a storage call per message. */
+  private alarmAtMs: number | null = null;
+  private lastSnapshotCheckMs = -Infinity;
+  private readonly router = Router({ catch: (err) => errorResponse(err) })
+    .get("/connect", (request: IRequest) => this.acceptPeer(request))
+    .all("*", () => error(404, { error: { code: "not_found", message: "no such route on a region directory" } }));
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.params = paramsFromEnv(env);
+    // Heartbeats: the runtime answers "ping" with "pong" itself, so idle peers never wake (or bill) the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(ctx.storage.sql);
+      this.region = readMeta(ctx.storage.sql, "region") ?? ctx.id.name ?? null;
+      this.directory = new Directory({
+        sql: ctx.storage.sql,
+        params: this.params,
+        now: () => this.clock(),
+        random: () => this.random(),
+        region: () => this.region ?? "",
+      });
+      this.alarmAtMs = await ctx.storage.getAlarm();
+    });
+  }
+
+  // ---- WebSocket entrance ----------------------------------------------------
+
+  override fetch(request: Request): Promise<Response> {
+    return this.router.fetch(request);
+  }
+
+  private acceptPeer(request: IRequest): Response {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new PeercloudError("upgrade_required", "GET /connect expects a WebSocket upgrade", 426);
+    }
+    const nodeId = parseWith(input.nodeIdInput, request.headers.get(NODE_ID_HEADER), NODE_ID_HEADER);
+    this.bindRegion(parseWith(input.regionInput, request.headers.get(REGION_HEADER), REGION_HEADER));
+    const now = this.clock();
+    if (!this.directory.sighted(nodeId, now, true)) {
+      throw new NotFoundError("peer_not_registered", "this peer is not registered in this region; bootstrap again");
+    }
+    // A reconnect replaces the old socket: one live connection per peer, and signals go to the newest.
+    for (const old of this.ctx.getWebSockets(nodeId)) closeQuietly(old, CLOSE_REPLACED, "replaced by a newer connection");
+    const [client, server] = Object.values(new WebSocketPair());
+    this.ctx.acceptWebSocket(server, [nodeId]);
+    server.serializeAttachment({ nodeId, connectedAtMs: now, lastMessageMs: now, invalidMessages: 0 } satisfies SocketAttachment);
+    sendMessage(server, {
+      type: "welcome",
+      nodeId,
+      region: this.region!,
+      heartbeatIntervalMs: this.params.heartbeatIntervalMs,
+      statusIntervalMs: this.params.statusIntervalMs,
+      serverTimeMs: now,
+    });
+    this.armAlarm(now + suspectAfterMs(this.params));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const att = attachmentOf(ws);
+    if (!att) return closeQuietly(ws, 1011, "unknown connection");
+    const now = this.clock();
+    let id: string | undefined;
+    try {
+      att.lastMessageMs = now;
+      if (typeof message !== "string") throw new ValidationError("binary frames are not part of the protocol", "unsupported_frame");
+      if (message === PING) return ws.send(PONG); // reached only if auto-response were off
+      const raw = parseJsonText(message, MAX_MESSAGE_CHARS, "message");
+      id = requestIdOf(raw);
+      const parsed = parseWith(peerToDirectory, raw, "message");
+      att.invalidMessages = 0;
+      const sender = this.directory.sighted(att.nodeId, now);
+      if (!sender) throw new NotFoundError("peer_not_registered", "this peer is no longer registered here; bootstrap again");
+      // The sender's own expiry, or sooner when the message changes what the KV snapshot shows.
+      const changesSummary = parsed.type === "announce" || parsed.type === "pin";
+      this.armAlarm(now + (changesSummary ? Math.min(this.params.snapshotIntervalMs, suspectAfterMs(this.params)) : suspectAfterMs(this.params)));
+      const reply = await dispatch(parsed, this.handlerContext(sender));
+      if (reply) sendMessage(ws, reply);
+    } catch (err) {
+      if (err instanceof ValidationError) att.invalidMessages++;
+      sendMessage(ws, errorFrame(err, id));
+      if (att.invalidMessages >= MAX_INVALID_MESSAGES) closeQuietly(ws, 1008, "too many invalid messages");
+    } finally {
+      try {
+        ws.serializeAttachment(att);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    this.recordDisconnect(ws);
+    closeQuietly(ws, code, reason);
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    this.recordDisconnect(ws);
+  }
+
+  /** Keeps the last sighting, but does not mark the peer dead: deploys drop every socket and peers reconnect with backoff. */
+  private recordDisconnect(ws: WebSocket): void {
+    const att = attachmentOf(ws);
+    if (att) this.directory.sighted(att.nodeId, socketSightingMs(this.ctx, ws, att), true);
+  }
+
+  private handlerContext(sender: HandlerContext["sender"]): HandlerContext {
+    const region = this.region!;
+    return {
+      directory: this.directory,
+      sender,
+      region,
+      deliverLocal: (to, message) => sendToPeer(this.ctx, to, message),
+      forwardSignal: (toRegion, to, payload) => forwardSignal(this.env, sender.nodeId, region, toRegion, to, payload),
+    };
+  }
+
+  // ---- Alarm: liveness sweep and KV snapshot ---------------------------------
+
+  override async alarm(): Promise<void> {
+    this.alarmAtMs = null;
+    const now = this.clock();
+    const nextChangeMs = this.directory.sweep(socketSightings(this.ctx), now);
+    let snapshotPendingMs: number | null = null;
+    if (now >= this.lastSnapshotCheckMs + this.params.snapshotIntervalMs) {
+      try {
+        if (this.region) await writeSnapshotIfChanged(this.env.DASHBOARD, this.ctx.storage.sql, this.summaryAt(now));
+        this.lastSnapshotCheckMs = now;
+      } catch (err) {
+        console.error("region directory: KV snapshot failed", err);
+        snapshotPendingMs = now + this.params.snapshotIntervalMs;
+      }
+    } else {
+      snapshotPendingMs = this.lastSnapshotCheckMs + this.params.snapshotIntervalMs;
+    }
+    // Re-arm to the earliest expiry, never in a tight loop. Changes after this (register, announce, pin,
+    // egress) arm the alarm for their own snapshot; with no live peer left and nothing pending, the object sleeps.
+    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity);
+    if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
+  }
+
+  /**
+   * Makes sure the alarm fires no later than `atMs` (on this.clock()); one
+   * storage call only when that moves it earlier. The runtime schedules on
+   * the real clock, so the delay is carried over rather than the timestamp
+   * (they are the same outside tests, which move this.clock()).
+   */
+  private armAlarm(atMs: number): void {
+    const realAtMs = Date.now() + Math.max(1, atMs - this.clock());
+    if (this.alarmAtMs !== null && this.alarmAtMs <= realAtMs) return;
+    this.alarmAtMs = realAtMs;
+    void this.ctx.storage.setAlarm(realAtMs);
+  }
+
+  private summaryAt(nowMs: number): RegionSummary {
+    return buildSummary(this.directory, this.region ?? "", connectedPeers(this.ctx), nowMs);
+  }
+
+  private bindRegion(region: string): void {
+    if (this.region === null) {
+      this.region = region;
+      writeMeta(this.ctx.storage.sql, "region", region);
+    } else if (this.region !== region) {
+      throw new ValidationError(`this directory serves region ${this.region}, not ${region}`, "region_mismatch");
+    }
+  }
+
+  // ---- RPC (called by the edge Worker) ----------------------------------------
+
+  async register(region: string, peer: RegisterPeerInput): Promise<{ peers: PeerInfo[] }> {
+    this.bindRegion(parseWith(input.regionInput, region, "region"));
+    const valid = parseWith(input.registerInput, peer, "peer");
+    const peers = this.directory.register(valid);
+    const now = this.clock();
+    this.armAlarm(Math.min(now + suspectAfterMs(this.params), now + this.params.snapshotIntervalMs));
+    return { peers };
+  }
+
+  async peerState(nodeId: string): Promise<PeerState | null> {
+    return this.directory.stateOf(parseWith(input.nodeIdInput, nodeId, "nodeId"));
+  }
+
+  async findNode(target: string, count?: number): Promise<PeerInfo[]> {
+    const valid = parseWith(input.findNodeInput, { target, count }, "findNode");
+    return this.directory.findNode(valid.target, valid.count);
+  }
+
+  async findProviders(cid: string, count?: number): Promise<ProviderInfo[]> {
+    const valid = parseWith(input.findProvidersInput, { cid, count }, "findProviders");
+    return this.directory.findProviders(valid.cid, valid.count);
+  }
+
+  async pin(nodeId: string, cids: string[], replicas: number, sizeBytes?: number[]): Promise<void> {
+    const valid = parseWith(input.pinInput, { nodeId, cids, replicas, sizeBytes }, "pin");
+    if (valid.sizeBytes && valid.sizeBytes.length !== valid.cids.length) throw new ValidationError("pin.sizeBytes: must have one entry per CID");
+    this.directory.pin(valid.nodeId, valid.cids, valid.replicas, valid.sizeBytes);
+    this.armAlarm(this.clock() + this.params.snapshotIntervalMs);
+  }
+
+  async place(count: number, exclude: string[] = [], sizeBytes?: number): Promise<PeerInfo[]> {
+    const valid = parseWith(input.placeInput, { count, exclude, sizeBytes }, "place");
+    return this.directory.place(valid.count, valid.exclude, valid.sizeBytes);
+  }
+
+  async deliverSignal(from: string, fromRegion: string, to: string, payload: unknown): Promise<SignalResult> {
+    const valid = parseWith(input.signalInput, { from, fromRegion, to, payload }, "signal");
+    if (!sendToPeer(this.ctx, valid.to, { type: "signal", from: valid.from, fromRegion: valid.fromRegion, payload: valid.payload })) {
+      throw new NotFoundError("peer_not_connected", `peer_not_connected: ${valid.to.slice(0, 16)}… is not connected to region ${this.region ?? "?"}`);
+    }
+    return { delivered: true };
+  }
+
+  async addEgress(bytes: number): Promise<void> {
+    this.directory.replicaStore.addCounter(R2_EGRESS_BYTES, parseWith(input.egressInput, bytes, "bytes"));
+    this.armAlarm(this.clock() + this.params.snapshotIntervalMs);
+  }
+
+  async summary(): Promise<RegionSummary> {
+    return this.summaryAt(this.clock());
+  }
+
+  /** The repair queue, most missing replicas first (for the repair scheduler of a later issue, and tests). */
+  async underReplicated(limit = 100): Promise<QueuedChunk[]> {
+    return this.directory.replicaStore.underReplicated(v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit));
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The region directory's model: the authoritative part of the Kademlia DHT
+ * for one region (k-buckets of every live peer, FIND_NODE, FIND_PROVIDERS)
+ * plus the heartbeat and replica registry. It owns the SQL stores and the
+ * in-memory view, and knows nothing of WebSockets, alarms or RPC: the
+ * Durable Object in ../region-directory.ts feeds it events and sightings.
+ *
+ * In memory: every peer that is not dead, in a map and in a KBucketTree
+ * with split policy "always" (the directory keeps all of them, so closest()
+ * is exact). Rebuilt from SQL when the object starts — one read per
+ * non-dead peer per wake-up, which is cheap because a region with many
+ * peers hears from one every few milliseconds and never hibernates, while
+ * an idle one is small. Dead peers live only in SQL until they come back.
+ */
+import { KBucketTree } from "../../src/core/k-bucket-tree.js";
+import { latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange } from "../../src/core/liveness.js";
+import type { PeerInfo, PeerState, ProviderInfo } from "../../src/core/messages.js";
+import type { NetworkParams } from "../../src/core/params.js";
+import { choosePlacement, rankProviders } from "../../src/core/placement.js";
+import { storesChunks } from "../../src/core/roles.js";
+import type { RegisterPeerInput } from "../region-directory-contract.js";
+import { PeerStore, type PeerRecord, type StatusUpdate } from "./peer-store.js";
+import { ReplicaStore } from "./replica-store.js";
+import type { Sql } from "./sql.js";
+
+const STATE_RANK: Record<PeerState, number> = { alive: 0, suspect: 1, dead: 2 };
+
+export interface DirectoryOptions {
+  sql: Sql;
+  params: NetworkParams;
+  /** Wall-clock time in ms; injected so that tests can move it. */
+  now: () => number;
+  /** Uniform [0, 1); injected for reproducible bootstrap answers. */
+  random: () => number;
+  region: () => string;
+}
+
+export class Directory {
+  readonly peerStore: PeerStore;
+  readonly replicaStore: ReplicaStore;
+  private readonly live = new Map<string, PeerRecord>();
+  private readonly tree: KBucketTree<PeerRecord>;
+
+  constructor(private readonly opts: DirectoryOptions) {
+    this.peerStore = new PeerStore(opts.sql);
+    this.replicaStore = new ReplicaStore(opts.sql);
+    this.tree = new KBucketTree<PeerRecord>({ k: opts.params.k, splitPolicy: "always" });
+    for (const record of this.peerStore.loadNotDead()) this.remember(record);
+  }
+
+  /** State of a known peer, null if it never registered here. */
+  stateOf(nodeId: string): PeerState | null {
+    return this.live.get(nodeId)?.state ?? this.peerStore.get(nodeId)?.state ?? null;
+  }
+
+  record(nodeId: string): PeerRecord | null {
+    return this.live.get(nodeId) ?? this.peerStore.get(nodeId);
+  }
+
+  /** Upserts a registration (the peer is alive again) and returns its initial peer list. */
+  register(input: RegisterPeerInput): PeerInfo[] {
+    const now = this.opts.now();
+    const previous = this.record(input.nodeId);
+    const counted = previous?.state === "alive" || previous?.state === "suspect";
+    if (previous && !storesChunks(input.roles)) this.replicaStore.dropHolder(input.nodeId, counted, now);
+    const rec: PeerRecord = {
+      nodeId: input.nodeId,
+      publicKey: input.publicKey,
+      hostId: input.hostId,
+      addresses: input.addresses,
+      roles: input.roles,
+      capacity: input.capacity,
+      load: previous?.load ?? null,
+      freeBytes: previous?.freeBytes ?? null,
+      state: "alive",
+      lastSeenMs: Math.max(now, previous?.lastSeenMs ?? now),
+      registeredMs: previous?.registeredMs ?? now,
+      certExpiresMs: input.certificateExpiresAtMs,
+    };
+    this.peerStore.upsertRegistration(rec);
+    if (previous?.state === "dead") this.replicaStore.shiftHolder(input.nodeId, +1, now);
+    this.remember(rec);
+
+    const closest = this.tree.closest(input.nodeId, this.opts.params.k, (p) => p.nodeId !== input.nodeId);
+    // Random others for routing-table diversity: the alive peer closest to a random point of the ID space.
+    // Node IDs are uniform hashes, so this samples nearly uniformly without copying the whole peer set.
+    const taken = new Set([input.nodeId, ...closest.map((p) => p.nodeId)]);
+    const random: PeerRecord[] = [];
+    for (let i = 0; i < this.opts.params.bootstrapRandomPeers; i++) {
+      const point = Uint8Array.from({ length: 32 }, () => Math.floor(this.opts.random() * 256));
+      const [pick] = this.tree.closest(point, 1, (p) => p.state === "alive" && !taken.has(p.nodeId));
+      if (!pick) break;
+      taken.add(pick.nodeId);
+      random.push(pick);
+    }
+    return [...closest, ...random].map((p) => this.info(p));
+  }
+
+  /**
+   * News from a peer at `seenMs` (connect, message, socket sighting): a
+   * suspect or dead peer becomes alive again — a sighting never makes a
+   * peer worse, only the sweep does. Writes only on a state change or when
+   * `persist` asks for it (connect and disconnect, not every message).
+   * Returns the peer's record, or null for a peer that never registered here.
+   */
+  sighted(nodeId: string, seenMs: number, persist = false): PeerRecord | null {
+    const rec = this.live.get(nodeId) ?? this.peerStore.get(nodeId);
+    if (!rec) return null;
+    const state = livenessState(Math.max(seenMs, rec.lastSeenMs), this.opts.now(), this.opts.params);
+    if (STATE_RANK[state] < STATE_RANK[rec.state]) {
+      this.transition(rec, state, seenMs);
+    } else {
+      if (seenMs > rec.lastSeenMs) rec.lastSeenMs = seenMs;
+      if (persist) this.peerStore.touch(nodeId, seenMs);
+    }
+    return rec;
+  }
+
+  applyStatus(rec: PeerRecord, status: StatusUpdate): void {
+    const now = this.opts.now();
+    this.peerStore.setStatus(rec.nodeId, status, now);
+    rec.load = status.load;
+    rec.freeBytes = status.freeBytes;
+    if (status.capacity) rec.capacity = status.capacity;
+    if (status.addresses) rec.addresses = status.addresses;
+    rec.lastSeenMs = Math.max(rec.lastSeenMs, now);
+  }
+
+  /** Inventory change of a live storage peer; removals are applied before additions. */
+  announce(nodeId: string, added: readonly string[], removed: readonly string[]): { added: number; removed: number } {
+    const now = this.opts.now();
+    const r = this.replicaStore.remove(nodeId, removed, now);
+    const a = this.replicaStore.add(nodeId, added, now);
+    return { added: a, removed: r };
+  }
+
+  pin(pinnedBy: string, cids: readonly string[], replicas: number, sizesBytes?: readonly number[]): void {
+    this.replicaStore.pin(cids, replicas, sizesBytes, pinnedBy, this.opts.now());
+  }
+
+  /** The `count` closest peers that are not dead (suspect ones included, marked so), by XOR distance. */
+  findNode(target: string, count = this.opts.params.k): PeerInfo[] {
+    return this.tree.closest(target, count).map((p) => this.info(p));
+  }
+
+  findProviders(cid: string, count = this.opts.params.k): ProviderInfo[] {
+    const holders = this.replicaStore.holders(cid).flatMap((id) => this.live.get(id) ?? []);
+    return rankProviders(holders, count).map((p) => ({ ...this.info(p), load: p.load, freeBytes: p.freeBytes }));
+  }
+
+  place(count: number, exclude: readonly string[] = [], sizeBytes?: number): PeerInfo[] {
+    return choosePlacement([...this.live.values()], { count, exclude, sizeBytes }).map((p) => this.info(p));
+  }
+
+  /**
+   * Applies the liveness rules at `nowMs` to every peer that is not dead,
+   * given the latest socket sightings (node ID → ms), and revives dead peers
+   * that a socket shows alive. Writes only where a state changes. Returns
+   * when the next state change can happen without news (null: never).
+   */
+  sweep(sightingsMs: ReadonlyMap<string, number>, nowMs: number): number | null {
+    let nextMs: number | null = null;
+    for (const rec of [...this.live.values()]) {
+      const seenMs = latestSightingMs(rec.lastSeenMs, sightingsMs.get(rec.nodeId));
+      const state = livenessState(seenMs, nowMs, this.opts.params);
+      if (state !== rec.state) this.transition(rec, state, seenMs);
+      else if (seenMs > rec.lastSeenMs) rec.lastSeenMs = seenMs;
+      const changeMs = nextLivenessChangeMs(seenMs, nowMs, this.opts.params);
+      if (changeMs !== null && (nextMs === null || changeMs < nextMs)) nextMs = changeMs;
+    }
+    for (const [nodeId, seenMs] of sightingsMs) {
+      if (this.live.has(nodeId) || livenessState(seenMs, nowMs, this.opts.params) === "dead") continue;
+      if (this.sighted(nodeId, seenMs)) {
+        const changeMs = nextLivenessChangeMs(seenMs, nowMs, this.opts.params);
+        if (changeMs !== null && (nextMs === null || changeMs < nextMs)) nextMs = changeMs;
+      }
+    }
+    return nextMs;
+  }
+
+  counts(): { alive: number; suspect: number; dead: number } {
+    let alive = 0;
+    let suspect = 0;
+    for (const p of this.live.values()) p.state === "alive" ? alive++ : suspect++;
+    return { alive, suspect, dead: this.peerStore.countDead() };
+  }
+
+  info(p: PeerRecord): PeerInfo {
+    return { nodeId: p.nodeId, hostId: p.hostId, region: this.opts.region(), addresses: p.addresses, roles: p.roles, state: p.state };
+  }
+
+  /** Moves a peer to a new liveness state: one row write, plus its replicas' counts when it dies or comes back. */
+  private transition(rec: PeerRecord, to: PeerState, seenMs: number): void {
+    const now = this.opts.now();
+    const nodeId = rec.nodeId;
+    const from = rec.state;
+    this.peerStore.setState(nodeId, to, seenMs);
+    const delta = replicasCountChange(from, to);
+    if (delta !== 0) this.replicaStore.shiftHolder(nodeId, delta, now);
+    rec.state = to;
+    rec.lastSeenMs = Math.max(rec.lastSeenMs, seenMs);
+    if (to === "dead") {
+      this.live.delete(nodeId);
+      this.tree.remove(nodeId);
+    } else {
+      this.remember(rec);
+    }
+  }
+
+  /** Puts a non-dead peer in the map and the buckets (replacing an older record of it). */
+  private remember(rec: PeerRecord): void {
+    this.live.set(rec.nodeId, rec);
+    this.tree.add(rec);
+  }
+}

@@ -1,0 +1,12 @@
+/** `pin`: a publisher sets the replication target of chunks (0 unpins); the directory queues those below target. */
+import { PeercloudError, ValidationError } from "../../../src/core/errors.js";
+import type { Handler } from "./types.js";
+
+export const handlePin: Handler<"pin"> = (message, { directory, sender }) => {
+  if (!sender.roles.includes("publisher")) throw new PeercloudError("forbidden", "only peers with the publisher role pin chunks", 403);
+  if (message.sizeBytes && message.sizeBytes.length !== message.cids.length) {
+    throw new ValidationError("message.sizeBytes: must have one entry per CID");
+  }
+  directory.pin(sender.nodeId, message.cids, message.replicas, message.sizeBytes);
+  return { type: "ack", id: message.id };
+};

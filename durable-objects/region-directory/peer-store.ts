@@ -1,0 +1,127 @@
+/**
+ * The `peers` table: one row per peer ever registered in this region, dead
+ * ones included (a dead peer that comes back keeps its identity and its
+ * replica rows). Rows are written on registration, on status reports and on
+ * liveness state changes only — never on every heartbeat, because the
+ * heartbeat path must not cost a write (liveness between writes comes from
+ * the WebSocket timestamps, see durable-objects/region-directory.ts).
+ */
+import type { Capacity, Load, PeerState } from "../../src/core/messages.js";
+import type { Role } from "../../src/core/roles.js";
+import type { Sql } from "./sql.js";
+
+export interface PeerRecord {
+  nodeId: string;
+  publicKey: string;
+  hostId: string;
+  addresses: string[];
+  roles: Role[];
+  capacity: Capacity;
+  load: Load | null;
+  freeBytes: number | null;
+  state: PeerState;
+  /** Last sighting persisted in SQL (or newer, in memory); sockets may know a later one. */
+  lastSeenMs: number;
+  registeredMs: number;
+  certExpiresMs: number;
+}
+
+type PeerRow = {
+  node_id: string;
+  public_key: string;
+  host_id: string;
+  addresses: string;
+  roles: string;
+  capacity: string;
+  load: string | null;
+  free_bytes: number | null;
+  state: string;
+  last_seen_ms: number;
+  registered_ms: number;
+  cert_expires_ms: number;
+};
+
+function fromRow(row: PeerRow): PeerRecord {
+  return {
+    nodeId: row.node_id,
+    publicKey: row.public_key,
+    hostId: row.host_id,
+    addresses: JSON.parse(row.addresses) as string[],
+    roles: JSON.parse(row.roles) as Role[],
+    capacity: JSON.parse(row.capacity) as Capacity,
+    load: row.load === null ? null : (JSON.parse(row.load) as Load),
+    freeBytes: row.free_bytes,
+    state: row.state as PeerState,
+    lastSeenMs: row.last_seen_ms,
+    registeredMs: row.registered_ms,
+    certExpiresMs: row.cert_expires_ms,
+  };
+}
+
+export interface StatusUpdate {
+  load: Load;
+  freeBytes: number;
+  capacity?: Capacity;
+  addresses?: string[];
+}
+
+export class PeerStore {
+  constructor(private readonly sql: Sql) {}
+
+  /** Every peer that is not dead: the object's in-memory view is rebuilt from these. */
+  loadNotDead(): PeerRecord[] {
+    return this.sql.exec<PeerRow>(`SELECT * FROM peers WHERE state != 'dead'`).toArray().map(fromRow);
+  }
+
+  get(nodeId: string): PeerRecord | null {
+    const row = this.sql.exec<PeerRow>(`SELECT * FROM peers WHERE node_id = ?`, nodeId).toArray()[0];
+    return row ? fromRow(row) : null;
+  }
+
+  /** Inserts or refreshes a registration; the peer is alive. Keeps the first registration time and the last status report. */
+  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state">): void {
+    this.sql.exec(
+      `INSERT INTO peers (node_id, public_key, host_id, addresses, roles, capacity, load, free_bytes, state, last_seen_ms, registered_ms, cert_expires_ms)
+       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'alive', ?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET
+         public_key = excluded.public_key, host_id = excluded.host_id, addresses = excluded.addresses,
+         roles = excluded.roles, capacity = excluded.capacity, state = 'alive',
+         last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), cert_expires_ms = excluded.cert_expires_ms`,
+      p.nodeId,
+      p.publicKey,
+      p.hostId,
+      JSON.stringify(p.addresses),
+      JSON.stringify(p.roles),
+      JSON.stringify(p.capacity),
+      p.lastSeenMs,
+      p.registeredMs,
+      p.certExpiresMs,
+    );
+  }
+
+  setState(nodeId: string, state: PeerState, lastSeenMs: number): void {
+    this.sql.exec(`UPDATE peers SET state = ?, last_seen_ms = max(last_seen_ms, ?) WHERE node_id = ?`, state, lastSeenMs, nodeId);
+  }
+
+  /** Persists a sighting without a state change (connect and disconnect; not heartbeats). */
+  touch(nodeId: string, lastSeenMs: number): void {
+    this.sql.exec(`UPDATE peers SET last_seen_ms = ? WHERE node_id = ? AND last_seen_ms < ?`, lastSeenMs, nodeId, lastSeenMs);
+  }
+
+  setStatus(nodeId: string, status: StatusUpdate, lastSeenMs: number): void {
+    this.sql.exec(
+      `UPDATE peers SET load = ?, free_bytes = ?, capacity = coalesce(?, capacity), addresses = coalesce(?, addresses),
+         last_seen_ms = max(last_seen_ms, ?) WHERE node_id = ?`,
+      JSON.stringify(status.load),
+      status.freeBytes,
+      status.capacity ? JSON.stringify(status.capacity) : null,
+      status.addresses ? JSON.stringify(status.addresses) : null,
+      lastSeenMs,
+      nodeId,
+    );
+  }
+
+  countDead(): number {
+    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM peers WHERE state = 'dead'`).one().n;
+  }
+}

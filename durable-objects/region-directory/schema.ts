@@ -1,0 +1,74 @@
+/**
+ * SQLite schema of a region directory, created or migrated in the object's
+ * constructor (inside blockConcurrencyWhile, so no event sees a half-built
+ * schema). Migrations are append-only: each step runs once, in order, and
+ * the number of applied steps is kept in `meta.schema_version`.
+ *
+ * Design notes (every row read and written is billed):
+ * - WITHOUT ROWID tables keyed by what we look up, so a lookup is one B-tree
+ *   descent and the key is not stored twice;
+ * - `replicas` has its primary key on (cid, node_id) for FIND_PROVIDERS and
+ *   a covering index on (node_id, cid) for "what did this dead peer hold";
+ * - peers' JSON columns (addresses, roles, capacity, load) are read back
+ *   only when the object rebuilds its in-memory view.
+ */
+import type { Sql } from "./sql.js";
+
+const MIGRATIONS: readonly string[][] = [
+  [
+    `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`,
+    `CREATE TABLE IF NOT EXISTS peers (
+       node_id TEXT PRIMARY KEY,
+       public_key TEXT NOT NULL,
+       host_id TEXT NOT NULL,
+       addresses TEXT NOT NULL,
+       roles TEXT NOT NULL,
+       capacity TEXT NOT NULL,
+       load TEXT,
+       free_bytes INTEGER,
+       state TEXT NOT NULL CHECK (state IN ('alive', 'suspect', 'dead')),
+       last_seen_ms INTEGER NOT NULL,
+       registered_ms INTEGER NOT NULL,
+       cert_expires_ms INTEGER NOT NULL
+     ) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS peers_by_state ON peers (state)`,
+    `CREATE TABLE IF NOT EXISTS replicas (cid TEXT NOT NULL, node_id TEXT NOT NULL, PRIMARY KEY (cid, node_id)) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS replicas_by_node ON replicas (node_id, cid)`,
+    `CREATE TABLE IF NOT EXISTS pins (
+       cid TEXT PRIMARY KEY,
+       target INTEGER NOT NULL CHECK (target > 0),
+       size_bytes INTEGER,
+       live_count INTEGER NOT NULL CHECK (live_count >= 0),
+       pinned_by TEXT NOT NULL,
+       pinned_ms INTEGER NOT NULL
+     ) WITHOUT ROWID`,
+    `CREATE TABLE IF NOT EXISTS under_replicated (cid TEXT PRIMARY KEY, missing INTEGER NOT NULL, since_ms INTEGER NOT NULL) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS under_replicated_by_priority ON under_replicated (missing DESC, since_ms)`,
+    `CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
+  ],
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the schema up to date; a no-op (one read) once it is. */
+export function migrate(sql: Sql): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`).toArray()[0];
+  const applied = row ? Number(row.value) : 0;
+  if (applied > SCHEMA_VERSION) throw new Error(`region directory storage has schema ${applied}, newer than this code's ${SCHEMA_VERSION}`);
+  for (let step = applied; step < SCHEMA_VERSION; step++) {
+    for (const statement of MIGRATIONS[step]) sql.exec(statement);
+  }
+  if (applied !== SCHEMA_VERSION) {
+    sql.exec(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, String(SCHEMA_VERSION));
+  }
+}
+
+/** A value of the `meta` table (region name, last snapshot…), or null. */
+export function readMeta(sql: Sql, key: string): string | null {
+  return sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0]?.value ?? null;
+}
+
+export function writeMeta(sql: Sql, key: string, value: string): void {
+  sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value);
+}
