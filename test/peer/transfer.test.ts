@@ -1,0 +1,380 @@
+/**
+ * Peer-to-peer transfer over real sockets: a TransferServer on 127.0.0.1:0
+ * backed by a real ChunkStore in a temp directory, and a real TransferClient,
+ * with certificates issued in-test by a throwaway network key. Covers the
+ * happy paths, every refusal a hostile or confused client can meet, and
+ * that nothing a client does (garbage, aborts, slow headers) brings the
+ * server down.
+ */
+import { once } from "node:events";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request, type IncomingHttpHeaders } from "node:http";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { toBase64Url } from "../../src/core/bytes.js";
+import { issueCertificate } from "../../src/core/certificate.js";
+import { generateIdentity, type Identity } from "../../src/core/identity.js";
+import { nodeIdFromPublicKey } from "../../src/core/node-id.js";
+import type { Role } from "../../src/core/roles.js";
+import { signRequest } from "../../src/core/signed-request.js";
+import { ChunkStore } from "../../src/peer/chunk-store.js";
+import { TransferClient, TransferError } from "../../src/peer/transfer-client.js";
+import { TransferServer, type TransferServerOptions } from "../../src/peer/transfer-server.js";
+import { cidOf, makeChunk } from "./store-contract.js";
+
+interface Network {
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+  id: string;
+}
+
+async function makeNetwork(): Promise<Network> {
+  const identity = await generateIdentity();
+  return { secretKey: identity.secretKey, publicKey: identity.publicKey, id: identity.nodeId };
+}
+
+async function certify(network: Network, identity: Identity, roles: Role[], validity: { issuedAtMs?: number; expiresAtMs?: number } = {}): Promise<string> {
+  const issuedAtMs = validity.issuedAtMs ?? Date.now() - 1000;
+  return issueCertificate(network.secretKey, {
+    v: 1,
+    network: await nodeIdFromPublicKey(network.publicKey),
+    nodeId: identity.nodeId,
+    publicKey: toBase64Url(identity.publicKey),
+    region: "eu",
+    roles,
+    issuedAtMs,
+    expiresAtMs: validity.expiresAtMs ?? issuedAtMs + 3600_000,
+    serial: toBase64Url(randomBytes(9)),
+  });
+}
+
+interface RawReply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function raw(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: Uint8Array): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    // Host/port/path given separately so that paths like "../x" reach the server unnormalised.
+    const { hostname, port } = new URL(url);
+    const req = request({ host: hostname, port, path, method, headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (p: Buffer) => parts.push(p));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function errorCode(reply: RawReply): string | undefined {
+  return JSON.parse(reply.body.toString("utf8")).error?.code;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<TransferError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as TransferError;
+  }
+  throw new Error("expected a rejection");
+}
+
+let dir: string;
+let network: Network;
+let store: ChunkStore;
+let server: TransferServer;
+let url: string;
+let publisher: { identity: Identity; certificate: string };
+let client: TransferClient;
+const cleanups: (() => unknown)[] = [];
+
+async function startServer(options: Partial<TransferServerOptions> = {}): Promise<void> {
+  server = new TransferServer({ store, networkPublicKey: network.publicKey, host: "127.0.0.1", port: 0, ...options });
+  url = (await server.listen()).url;
+}
+
+async function clientFor(roles: Role[], net = network): Promise<{ identity: Identity; certificate: string; client: TransferClient }> {
+  const identity = await generateIdentity();
+  const certificate = await certify(net, identity, roles);
+  const c = new TransferClient({ secretKey: identity.secretKey, certificate });
+  cleanups.push(() => c.close());
+  return { identity, certificate, client: c };
+}
+
+async function sessionToken(): Promise<string> {
+  const headers = await signRequest({ method: "POST", pathWithQuery: "/v1/session", certificate: publisher.certificate, secretKey: publisher.identity.secretKey });
+  const reply = await raw(url, "POST", "/v1/session", headers);
+  expect(reply.status).toBe(200);
+  return JSON.parse(reply.body.toString("utf8")).token;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "peercloud-transfer-"));
+  network = await makeNetwork();
+  store = await ChunkStore.open(join(dir, "store"));
+  await startServer();
+  const p = await clientFor(["publisher", "service"]);
+  publisher = p;
+  client = p.client;
+});
+
+afterEach(async () => {
+  for (const fn of cleanups.splice(0)) await fn();
+  await server.close();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("TransferServer + TransferClient", () => {
+  it("puts, heads and gets a chunk through one session", async () => {
+    const chunk = makeChunk("hello", 300_000);
+    expect(await client.headChunk(url, chunk.cid)).toBeNull();
+    expect(await client.putChunk(url, chunk.cid, chunk.bytes)).toEqual({ added: true });
+    expect(store.isPinned(chunk.cid)).toBe(true);
+    expect(await client.putChunk(url, chunk.cid, chunk.bytes)).toEqual({ added: false });
+    expect(await client.headChunk(url, chunk.cid)).toBe(300_000);
+    // The client may hold every byte a moment before the server's stream reports it finished.
+    const served = once(server, "served");
+    expect(Buffer.from(await client.getChunk(url, chunk.cid)).equals(chunk.bytes)).toBe(true);
+    await served;
+    const stats = server.stats();
+    expect(stats.sessionsOpened).toBe(1);
+    expect(stats.chunksServed).toBe(1);
+    expect(stats.bytesServed).toBe(300_000);
+    expect(stats.chunksReceived).toBe(2);
+    expect(stats.servedBytesByPeer[publisher.identity.nodeId]).toBe(300_000);
+  });
+
+  it("emits served and received events", async () => {
+    const chunk = makeChunk("events", 1000);
+    const received = once(server, "received");
+    await client.putChunk(url, chunk.cid, chunk.bytes);
+    expect((await received)[0]).toMatchObject({ cid: chunk.cid, bytes: 1000, nodeId: publisher.identity.nodeId, added: true });
+    const served = once(server, "served");
+    await client.getChunk(url, chunk.cid);
+    expect((await served)[0]).toMatchObject({ cid: chunk.cid, bytes: 1000, nodeId: publisher.identity.nodeId });
+  });
+
+  it("serves empty and maximum-size chunks", async () => {
+    const empty = new Uint8Array(0);
+    const big = new Uint8Array(randomBytes(8 * 1024 * 1024));
+    for (const bytes of [empty, big]) {
+      const cid = cidOf(bytes);
+      await store.put(cid, bytes);
+      expect(Buffer.from(await client.getChunk(url, cid)).equals(bytes)).toBe(true);
+    }
+  });
+
+  it("answers chunk_not_found for a missing chunk", async () => {
+    const err = await rejection(client.getChunk(url, makeChunk("absent", 10).cid));
+    expect(err).toBeInstanceOf(TransferError);
+    expect(err.code).toBe("chunk_not_found");
+  });
+
+  it("refuses a body that does not hash to its CID and stores nothing", async () => {
+    const chunk = makeChunk("real", 5000);
+    const other = makeChunk("other", 5000);
+    const err = await rejection(client.putChunk(url, chunk.cid, other.bytes));
+    expect(err.code).toBe("transfer_failed");
+    expect(err.remoteCode).toBe("hash_mismatch");
+    expect(err.status).toBe(422);
+    expect(store.has(chunk.cid)).toBe(false);
+    expect(store.isPinned(chunk.cid)).toBe(false);
+  });
+
+  it("answers 507 store_full when pinned data leaves no room", async () => {
+    await server.close();
+    await store.close();
+    store = await ChunkStore.open(join(dir, "small"), { limitBytes: 10_000 });
+    await startServer();
+    const first = makeChunk("first", 8000);
+    await client.putChunk(url, first.cid, first.bytes);
+    const second = makeChunk("second", 8000);
+    const err = await rejection(client.putChunk(url, second.cid, second.bytes));
+    expect(err.status).toBe(507);
+    expect(err.remoteCode).toBe("store_full");
+    expect(store.has(second.cid)).toBe(false);
+  });
+
+  it("lets only publisher and service roles store chunks", async () => {
+    const reader = await clientFor(["client"]);
+    const chunk = makeChunk("client", 100);
+    const err = await rejection(reader.client.putChunk(url, chunk.cid, chunk.bytes));
+    expect(err.status).toBe(403);
+    expect(err.remoteCode).toBe("role_required");
+    await store.put(chunk.cid, chunk.bytes);
+    expect(Buffer.from(await reader.client.getChunk(url, chunk.cid)).equals(chunk.bytes)).toBe(true);
+  });
+
+  it("requires a session for chunk routes", async () => {
+    const cid = makeChunk("x", 10).cid;
+    const none = await raw(url, "GET", `/v1/chunks/${cid}`);
+    expect(none.status).toBe(401);
+    expect(errorCode(none)).toBe("session_required");
+    for (const authorization of ["Bearer nonsense", "Bearer " + "A".repeat(20) + "." + "B".repeat(43), "Basic abc", "Bearer " + "x".repeat(5000)]) {
+      const bad = await raw(url, "GET", `/v1/chunks/${cid}`, { authorization });
+      expect(bad.status).toBe(401);
+      expect(errorCode(bad)).toBe("bad_session");
+    }
+  });
+
+  it("refuses sessions for an expired certificate", async () => {
+    const identity = await generateIdentity();
+    const certificate = await certify(network, identity, ["service"], { issuedAtMs: Date.now() - 7200_000, expiresAtMs: Date.now() - 3600_000 });
+    const c = new TransferClient({ secretKey: identity.secretKey, certificate });
+    cleanups.push(() => c.close());
+    const err = await rejection(c.getChunk(url, makeChunk("x", 10).cid));
+    expect(err.code).toBe("session_refused");
+    expect(err.remoteCode).toBe("certificate_expired");
+    expect(err.status).toBe(401);
+  });
+
+  it("refuses sessions for a certificate of another network", async () => {
+    const stranger = await clientFor(["service"], await makeNetwork());
+    const err = await rejection(stranger.client.getChunk(url, makeChunk("x", 10).cid));
+    expect(err.code).toBe("session_refused");
+    expect(err.remoteCode).toBe("certificate_bad_signature");
+  });
+
+  it("refuses a session request signed by a key other than the certified one", async () => {
+    const impostor = await generateIdentity();
+    const headers = await signRequest({ method: "POST", pathWithQuery: "/v1/session", certificate: publisher.certificate, secretKey: impostor.secretKey });
+    const reply = await raw(url, "POST", "/v1/session", headers);
+    expect(reply.status).toBe(401);
+    expect(errorCode(reply)).toBe("bad_signature");
+  });
+
+  it("refuses a replayed session request", async () => {
+    const headers = await signRequest({ method: "POST", pathWithQuery: "/v1/session", certificate: publisher.certificate, secretKey: publisher.identity.secretKey });
+    expect((await raw(url, "POST", "/v1/session", headers)).status).toBe(200);
+    const replay = await raw(url, "POST", "/v1/session", headers);
+    expect(replay.status).toBe(401);
+    expect(errorCode(replay)).toBe("replayed_nonce");
+  });
+
+  it("reopens the session when the server says it expired", async () => {
+    await server.close();
+    let nowMs = Date.now();
+    await startServer({ now: () => nowMs, sessionTtlMs: 60_000 });
+    const chunk = makeChunk("renew", 100);
+    await store.put(chunk.cid, chunk.bytes);
+    await client.getChunk(url, chunk.cid);
+    nowMs += 61_000;
+    expect(Buffer.from(await client.getChunk(url, chunk.cid)).equals(chunk.bytes)).toBe(true);
+    expect(server.stats().sessionsOpened).toBe(2);
+    expect(server.stats().errors.session_expired).toBe(1);
+  });
+
+  it("answers 400 invalid_cid for a malformed CID", async () => {
+    const token = await sessionToken();
+    for (const bad of ["nope", "../../etc/passwd", "%2e%2e", makeChunk("x", 1).cid.toUpperCase()]) {
+      const reply = await raw(url, "GET", `/v1/chunks/${bad}`, { authorization: `Bearer ${token}` });
+      expect(reply.status).toBe(400);
+      expect(errorCode(reply)).toBe("invalid_cid");
+    }
+  });
+
+  it("refuses an oversize or unframed PUT before reading it", async () => {
+    const token = await sessionToken();
+    const cid = makeChunk("big", 10).cid;
+    const oversize = await raw(url, "PUT", `/v1/chunks/${cid}`, { authorization: `Bearer ${token}`, "content-length": String(8 * 1024 * 1024 + 1) });
+    expect(oversize.status).toBe(413);
+    expect(errorCode(oversize)).toBe("chunk_too_large");
+    const chunked = await raw(url, "PUT", `/v1/chunks/${cid}`, { authorization: `Bearer ${token}`, "transfer-encoding": "chunked" }, new Uint8Array(10));
+    expect(chunked.status).toBe(411);
+    expect(await client.headChunk(url, cid)).toBeNull();
+  });
+
+  it("serves many concurrent gets correctly", async () => {
+    const chunks = Array.from({ length: 8 }, (_, i) => makeChunk(`c${i}`, 200_000 + i * 1000));
+    for (const c of chunks) await store.put(c.cid, c.bytes);
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => client.getChunk(url, chunks[i % 8].cid)));
+    results.forEach((bytes, i) => expect(Buffer.from(bytes).equals(chunks[i % 8].bytes)).toBe(true));
+    expect(server.stats().sessionsOpened).toBe(1);
+  });
+
+  it("survives a client that aborts mid-transfer", async () => {
+    const bytes = new Uint8Array(randomBytes(8 * 1024 * 1024));
+    const cid = cidOf(bytes);
+    await store.put(cid, bytes);
+    const token = await sessionToken();
+    const warning = once(server, "warning");
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${url}/v1/chunks/${cid}`, { headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
+      req.end();
+    });
+    expect((await warning)[0].code).toBe("aborted");
+    expect(Buffer.from(await client.getChunk(url, cid)).equals(bytes)).toBe(true);
+  });
+
+  it("lets the caller abort a get with a signal", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error("stop"));
+    await expect(client.getChunk(url, makeChunk("x", 10).cid, { signal: controller.signal })).rejects.toThrow("stop");
+  });
+
+  it("enforces maxBytes on the client", async () => {
+    const chunk = makeChunk("max", 50_000);
+    await store.put(chunk.cid, chunk.bytes);
+    const err = await rejection(client.getChunk(url, chunk.cid, { maxBytes: 1000 }));
+    expect(err.code).toBe("transfer_failed");
+  });
+
+  it("reports peer_unreachable for a closed port", async () => {
+    const closed = new TransferServer({ store, networkPublicKey: network.publicKey, host: "127.0.0.1", port: 0 });
+    const deadUrl = (await closed.listen()).url;
+    await closed.close();
+    const err = await rejection(client.getChunk(deadUrl, makeChunk("x", 10).cid));
+    expect(err.code).toBe("peer_unreachable");
+  });
+
+  it("answers garbage on the wire with 400 and keeps serving", async () => {
+    const socket = connect(server.port!, "127.0.0.1");
+    socket.write("THIS IS NOT HTTP\r\n\r\n");
+    const data: Buffer[] = [];
+    socket.on("data", (d: Buffer) => data.push(d));
+    await once(socket, "close");
+    expect(Buffer.concat(data).toString("latin1")).toMatch(/^HTTP\/1\.1 400/);
+    const chunk = makeChunk("after-garbage", 100);
+    await store.put(chunk.cid, chunk.bytes);
+    expect((await client.getChunk(url, chunk.cid)).length).toBe(100);
+  });
+
+  it("drops a connection whose headers never finish (slowloris)", async () => {
+    await server.close();
+    await startServer({ headersTimeoutMs: 300 });
+    const socket = connect(server.port!, "127.0.0.1");
+    socket.on("error", () => {});
+    // Flowing, so that the server's FIN is seen and "close" follows.
+    socket.resume();
+    socket.write("GET /v1/chunks/x HTTP/1.1\r\nHost: a\r\nX-Slow: ");
+    await once(socket, "close");
+    const chunk = makeChunk("after-slow", 100);
+    await store.put(chunk.cid, chunk.bytes);
+    expect((await client.getChunk(url, chunk.cid)).length).toBe(100);
+  });
+
+  it("answers unknown routes and methods with JSON errors", async () => {
+    const token = await sessionToken();
+    const unknown = await raw(url, "GET", "/v2/anything");
+    expect(unknown.status).toBe(404);
+    expect(errorCode(unknown)).toBe("not_found");
+    const del = await raw(url, "DELETE", `/v1/chunks/${makeChunk("x", 1).cid}`, { authorization: `Bearer ${token}` });
+    expect(del.status).toBe(405);
+    expect(del.headers.allow).toBe("GET, HEAD, PUT");
+    const getSession = await raw(url, "GET", "/v1/session");
+    expect(getSession.status).toBe(405);
+  });
+});
