@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { fromHex, toHex, utf8 } from "../../src/core/bytes.js";
+import { bufferSource, fromHex, toHex, utf8 } from "../../src/core/bytes.js";
 import { generateIdentity, identityFromSecret, nobleEd25519, publicKeyFromSecret, sign, verify } from "../../src/core/identity.js";
 
 // RFC 8032 §7.1, TEST 1 and TEST 2.
@@ -55,7 +55,7 @@ describe("Ed25519 identities", () => {
 
   it("derives the node ID as the SHA-256 of the public key", async () => {
     const id = await identityFromSecret(fromHex(RFC8032[0].secret));
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", fromHex(RFC8032[0].publicKey)));
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bufferSource(fromHex(RFC8032[0].publicKey))));
     expect(id.nodeId).toBe(toHex(digest));
     expect(id.nodeId).toMatch(/^[0-9a-f]{64}$/);
   });
