@@ -1,0 +1,284 @@
+/**
+ * The peer daemon (`peercloud peer start`): one process per home that stores
+ * and serves chunks and keeps this peer present in its region directory.
+ *
+ * It wires long-lived parts together, it decides little itself:
+ *  - the home's lock (peer.pid) for its lifetime, then the chunk store
+ *    (storage limit) and the TransferServer on the configured port;
+ *  - the DirectoryConnection (reconnects, pings, status reports with load
+ *    and free bytes, full inventory on every connect); the store's
+ *    added/removed events are its announcements — every chunk that appears
+ *    (put, get, a replica pushed by another peer) and every eviction — for
+ *    peers with the service role (the directory takes no others');
+ *  - certificate renewal before expiry (certificate-renewal.ts; config.json
+ *    rewritten atomically, the clients read the certificate through getters);
+ *  - a periodic scrub that re-hashes the store (its removals are announced);
+ *  - the control socket (control-server.ts) running put/get/status/ls/unpin
+ *    for the CLI, with put/get wired to the network through
+ *    network-adapters.ts (the socket while open, HTTP otherwise).
+ * `stop()` (SIGINT/SIGTERM) closes everything in reverse and removes
+ * peer.pid, daemon.json and the socket. After a crash or SIGKILL those
+ * files stay, but the next start treats a pid file without its process as
+ * stale and removes a leftover socket before listening: nothing blocks a
+ * restart.
+ */
+import { statfs } from "node:fs/promises";
+import { loadavg, cpus, networkInterfaces } from "node:os";
+import { fromBase64Url } from "../core/bytes.js";
+import { isPeercloudError, PeercloudError } from "../core/errors.js";
+import { DEFAULT_PARAMS, type NetworkParams } from "../core/params.js";
+import { storesChunks } from "../core/roles.js";
+import { CertificateRenewer } from "./certificate-renewal.js";
+import { ChunkStore } from "./chunk-store.js";
+import { ControlServer, controlSocketPathFor } from "./control-server.js";
+import { DirectoryConnection, type StatusReport as DirectoryStatus } from "./directory-connection.js";
+import { EdgeClient } from "./edge-client.js";
+import type { PeerConfig, PeerHome } from "./home.js";
+import { Library } from "./library.js";
+import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.js";
+import { LocalOperations, type DaemonState } from "./operations.js";
+import { TransferClient } from "./transfer-client.js";
+import { TransferServer } from "./transfer-server.js";
+
+export interface PeerDaemonOptions {
+  home: PeerHome;
+  /** Override config.json's port / host / advertised URL / storage limit for this run. */
+  port?: number;
+  host?: string;
+  advertiseUrl?: string;
+  storageLimitBytes?: number;
+  /** Time between scrubs of the whole store. Default config.scrubIntervalMs, else 6 h. */
+  scrubIntervalMs?: number;
+  /** Notable events (connection changes, renewals, scrubs, warnings), for logs. */
+  onEvent?: (event: DaemonEvent) => void;
+}
+
+export interface DaemonEvent {
+  event: string;
+  message?: string;
+  [field: string]: unknown;
+}
+
+export interface DaemonInfoView {
+  nodeId: string;
+  region: string;
+  transferUrl: string;
+  controlSocket: string;
+  storageLimitBytes: number | null;
+}
+
+export const DEFAULT_SCRUB_INTERVAL_MS = 6 * 3600_000;
+const DEFAULT_HOST = "0.0.0.0";
+
+/** The URL other peers reach this one at: the listen address, or for a wildcard the first external IPv4. */
+export function advertisedUrl(host: string, port: number): string {
+  let address = host;
+  if (host === "0.0.0.0" || host === "::") {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === "IPv4" && !i.internal);
+    address = external?.address ?? "127.0.0.1";
+  }
+  return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+}
+
+export class PeerDaemon {
+  readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+  private stopping: Promise<void> | null = null;
+  private scrubTimer: NodeJS.Timeout | null = null;
+  private readonly scrubAbort = new AbortController();
+  private readonly startedAtMs = Date.now();
+  private renewer: CertificateRenewer | null = null;
+  private conn: DirectoryConnection | null = null;
+  private control: ControlServer | null = null;
+  private transferServer: TransferServer | null = null;
+  private transferClient: TransferClient | null = null;
+  private store: ChunkStore | null = null;
+  private transferUrl = "";
+
+  private constructor(
+    private readonly options: PeerDaemonOptions,
+    private config: PeerConfig,
+  ) {
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+  }
+
+  /** Loads the home, claims it, starts every part; on any failure undoes what was started. */
+  static async start(options: PeerDaemonOptions): Promise<PeerDaemon> {
+    const { config, identity } = await options.home.load();
+    await options.home.acquirePidFile();
+    const daemon = new PeerDaemon(options, config);
+    try {
+      await daemon.boot(identity.secretKey);
+      return daemon;
+    } catch (error) {
+      await daemon.stop();
+      throw error;
+    }
+  }
+
+  info(): DaemonInfoView {
+    return {
+      nodeId: this.config.nodeId,
+      region: this.config.region,
+      transferUrl: this.transferUrl,
+      controlSocket: this.control?.socketPath ?? "",
+      storageLimitBytes: Number.isFinite(this.store?.limitBytes ?? Infinity) ? this.store!.limitBytes : null,
+    };
+  }
+
+  /** Graceful stop; idempotent. Resolves once every file the daemon owns is released. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private emit(event: DaemonEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  private async boot(secretKey: Uint8Array): Promise<void> {
+    const { home } = this.options;
+    const certificate = () => this.config.certificate;
+    const edge = new EdgeClient({ edgeUrl: this.config.edgeUrl, identity: { secretKey }, certificate });
+    const params = await this.networkParams(edge);
+    if (this.config.certificateExpiresAtMs <= Date.now()) {
+      throw new PeercloudError("certificate_expired", "this peer's certificate has expired; re-join with `peercloud init --rejoin --edge URL --join-token TOKEN`", 401);
+    }
+
+    const limitBytes = this.options.storageLimitBytes ?? this.config.storageLimitBytes;
+    this.store = await ChunkStore.open(home.storeDir, { limitBytes, maxChunkBytes: params.maxChunkBytes });
+    const store = this.store;
+
+    const host = this.options.host ?? this.config.host ?? DEFAULT_HOST;
+    const port = this.options.port ?? this.config.port;
+    this.transferServer = new TransferServer({ store, networkPublicKey: fromBase64Url(this.config.network.publicKey), host, port, maxChunkBytes: params.maxChunkBytes, signatureMaxSkewMs: params.signatureMaxSkewMs });
+    this.transferServer.on("warning", (w) => this.emit({ event: "transfer_warning", code: w.code, message: w.message, status: w.status }));
+    const bound = await this.transferServer.listen().catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") throw new PeercloudError("port_in_use", `port ${port} on ${host} is already in use; choose another with --port`, 409);
+      if (error.code === "EADDRNOTAVAIL") throw new PeercloudError("bad_host", `cannot listen on ${host}: no such local address`, 400);
+      throw error;
+    });
+    this.transferUrl = this.options.advertiseUrl ?? this.config.advertiseUrl ?? advertisedUrl(host, bound.port);
+
+    this.transferClient = new TransferClient({ secretKey, certificate, maxChunkBytes: params.maxChunkBytes });
+    // Only service peers provide chunks to others; the directory refuses announcements from the rest.
+    const provides = storesChunks(this.config.roles);
+    const conn = new DirectoryConnection({
+      edgeUrl: this.config.edgeUrl,
+      region: this.config.region,
+      secretKey,
+      certificate,
+      getStatus: () => this.directoryStatus(),
+      getInventory: provides ? () => Array.from(store.list(), (c) => c.cid) : undefined,
+    });
+    this.conn = conn;
+    conn.on("welcome", () => this.emit({ event: "directory_connected", message: `region ${this.config.region}` }));
+    conn.on("disconnected", (d) => this.emit({ event: "directory_disconnected", message: `${d.reason || `code ${d.code}`}; retrying in ${Math.round(d.retryInMs / 100) / 10} s`, ...d }));
+    conn.on("rejected", (r) => this.emit({ event: "directory_rejected", message: `${r.message} (${r.code})`, status: r.status, code: r.code }));
+    conn.on("warning", (w) => this.emit({ event: "directory_warning", ...w }));
+    if (provides) {
+      store.on("added", (cid) => conn.announce([cid]));
+      store.on("removed", (cid) => conn.announce([], [cid]));
+    }
+    conn.start();
+
+    const network = networkDeps({ directory: socketDirectory(conn, httpDirectory(edge, this.config.region)), transfer: this.transferClient, edge, selfNodeId: this.config.nodeId });
+    const ops = new LocalOperations({ home, config: () => this.config, store, library: new Library(home.dir), network, daemon: () => this.state() });
+    this.control = new ControlServer(ops, controlSocketPathFor(home.dir, home.controlSocketPath), (error) =>
+      this.emit({ event: "control_error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+    );
+    await this.control.listen();
+
+    this.renewer = new CertificateRenewer({
+      expiresAtMs: () => this.config.certificateExpiresAtMs,
+      renewBeforeMs: params.certificateRenewBeforeMs,
+      renew: () => edge.renew(),
+      install: async (renewed) => {
+        const next = { ...this.config, certificate: renewed.certificate, certificateExpiresAtMs: renewed.certificateExpiresAtMs };
+        await home.writeConfig(next);
+        this.config = next;
+      },
+      onEvent: (e) => this.emit({ ...e }),
+    });
+    this.renewer.start();
+    this.scheduleScrub(this.options.scrubIntervalMs ?? this.config.scrubIntervalMs ?? DEFAULT_SCRUB_INTERVAL_MS);
+
+    await home.writeDaemonInfo({ pid: process.pid, controlSocket: this.control.socketPath, transferUrl: this.transferUrl, nodeId: this.config.nodeId, startedAtMs: this.startedAtMs });
+  }
+
+  /** The edge's parameters; a peer keeps working on the defaults when the edge is briefly unreachable. */
+  private async networkParams(edge: EdgeClient): Promise<NetworkParams> {
+    try {
+      return { ...DEFAULT_PARAMS, ...(await edge.network()).params };
+    } catch (error) {
+      this.emit({ event: "edge_unreachable", message: `${(error as Error).message}; using default network parameters` });
+      return DEFAULT_PARAMS;
+    }
+  }
+
+  private state(): DaemonState {
+    return {
+      pid: process.pid,
+      startedAtMs: this.startedAtMs,
+      transferUrl: this.transferUrl,
+      directory: this.conn?.state ?? "closed",
+      transfer: this.transferServer!.stats(),
+    };
+  }
+
+  private async directoryStatus(): Promise<DirectoryStatus> {
+    const stats = this.store!.stats();
+    let diskFreeBytes = Number.MAX_SAFE_INTEGER;
+    try {
+      const fs = await statfs(this.store!.rootDir);
+      diskFreeBytes = fs.bavail * fs.bsize;
+    } catch {
+      // keep the store's own figure
+    }
+    const freeBytes = Math.max(0, Math.min(diskFreeBytes, stats.freeBytes, Number.MAX_SAFE_INTEGER));
+    const cpu = Math.min(1, Math.max(0, loadavg()[0] / Math.max(1, cpus().length)));
+    return {
+      load: { activeTransfers: this.transferServer!.stats().activeTransfers, queueLength: 0, cpu },
+      freeBytes,
+      capacity: { storageBytes: Math.min(Number.MAX_SAFE_INTEGER, stats.usedBytes + freeBytes), uploadBps: 0, downloadBps: 0 },
+      addresses: [this.transferUrl],
+    };
+  }
+
+  private scheduleScrub(intervalMs: number): void {
+    this.scrubTimer = setTimeout(async () => {
+      try {
+        const result = await this.store!.scrub({ signal: this.scrubAbort.signal });
+        this.emit({ event: "scrub", message: `checked ${result.checked} chunk(s), removed ${result.corrupt.length} corrupt`, checked: result.checked, corrupt: result.corrupt });
+      } catch (error) {
+        if (!this.scrubAbort.signal.aborted) this.emit({ event: "scrub_failed", message: (error as Error).message });
+      }
+      if (!this.scrubAbort.signal.aborted) this.scheduleScrub(intervalMs);
+    }, intervalMs);
+    this.scrubTimer.unref();
+  }
+
+  private async shutdown(): Promise<void> {
+    const errors: unknown[] = [];
+    const step = async (fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    this.renewer?.stop();
+    this.scrubAbort.abort();
+    if (this.scrubTimer) clearTimeout(this.scrubTimer);
+    await step(() => this.control?.close());
+    await step(() => this.conn?.close());
+    await step(() => this.transferServer?.close());
+    await step(() => this.transferClient?.close());
+    await step(() => this.store?.close());
+    await step(() => this.options.home.removeRuntimeFiles());
+    this.resolveStopped();
+    for (const error of errors) if (!isPeercloudError(error)) this.emit({ event: "stop_error", message: (error as Error).message });
+  }
+}
