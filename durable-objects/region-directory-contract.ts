@@ -39,12 +39,20 @@ export interface RegionDirectoryRpc {
   peerState(nodeId: string): Promise<"alive" | "suspect" | "dead" | null>;
   findNode(target: string, count?: number): Promise<PeerInfo[]>;
   findProviders(cid: string, count?: number): Promise<ProviderInfo[]>;
-  /** Sets the target replication factor of chunks (0 unpins); the caller has the publisher role. */
+  /** findProviders for up to 256 CIDs at once, keyed by CID (every asked CID is a key); `count` may be lowered to bound the answer. */
+  findProvidersBatch(cids: string[], count?: number): Promise<Record<string, ProviderInfo[]>>;
+  /**
+   * Sets `nodeId`'s own target replication factor for chunks; the caller has
+   * the publisher role. 0 withdraws only `nodeId`'s pin: a chunk's target is
+   * the max over its pinners and it is unpinned when none remains.
+   */
   pin(nodeId: string, cids: string[], replicas: number, sizeBytes?: number[]): Promise<void>;
   /** Live service peers on distinct hosts for `count` new replicas, best first. */
   place(count: number, exclude: string[], sizeBytes?: number): Promise<PeerInfo[]>;
   /** Delivers a signaling message to a connected peer of this region; throws NotFoundError "peer_not_connected". */
   deliverSignal(from: string, fromRegion: string, to: string, payload: unknown): Promise<SignalResult>;
+  /** Records the expiry of a peer's renewed certificate (POST /v1/certificates/renew); false if the peer is unknown here. */
+  renewed(nodeId: string, certificateExpiresAtMs: number): Promise<boolean>;
   /** Adds R2 bytes served to this region's egress counter. */
   addEgress(bytes: number): Promise<void>;
   summary(): Promise<RegionSummary>;

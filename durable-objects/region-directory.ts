@@ -260,6 +260,11 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     return this.directory.findProviders(valid.cid, valid.count);
   }
 
+  async findProvidersBatch(cids: string[], count?: number): Promise<Record<string, ProviderInfo[]>> {
+    const valid = parseWith(input.findProvidersBatchInput, { cids, count }, "findProvidersBatch");
+    return this.directory.findProvidersBatch(valid.cids, valid.count);
+  }
+
   async pin(nodeId: string, cids: string[], replicas: number, sizeBytes?: number[]): Promise<void> {
     const valid = parseWith(input.pinInput, { nodeId, cids, replicas, sizeBytes }, "pin");
     if (valid.sizeBytes && valid.sizeBytes.length !== valid.cids.length) throw new ValidationError("pin.sizeBytes: must have one entry per CID");
@@ -278,6 +283,11 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       throw new NotFoundError("peer_not_connected", `peer_not_connected: ${valid.to.slice(0, 16)}… is not connected to region ${this.region ?? "?"}`);
     }
     return { delivered: true };
+  }
+
+  async renewed(nodeId: string, certificateExpiresAtMs: number): Promise<boolean> {
+    const valid = parseWith(input.renewedInput, { nodeId, certificateExpiresAtMs }, "renewed");
+    return this.directory.renewed(valid.nodeId, valid.certificateExpiresAtMs);
   }
 
   async addEgress(bytes: number): Promise<void> {

@@ -121,6 +121,13 @@ bootstrap.post("/certificates/renew", async (c) => {
     { nodeId: certificate.nodeId, publicKey: certificate.publicKey, region: certificate.region, roles: certificate.roles },
     nowMs,
   );
+  // The directory keeps each peer's certificate expiry; record the new one. The certificate is valid
+  // whether or not this bookkeeping succeeds, so a failing directory is logged, not the peer's problem.
+  try {
+    await regionStub(c.env, certificate.region).renewed(certificate.nodeId, issued.certificateExpiresAtMs);
+  } catch (err) {
+    console.error(`peercloud edge: could not record the renewed certificate of ${certificate.nodeId.slice(0, 16)}… in region ${certificate.region}`, err);
+  }
   return c.json(issued, 200);
 });
 

@@ -14,7 +14,16 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { isCid, parseCid } from "../src/core/cid.js";
 import { ValidationError } from "../src/core/errors.js";
-import { MAX_SIGNAL_PAYLOAD_CHARS, nodeIdSchema, pinMessage, placeMessage, signalMessage, type ProviderInfo } from "../src/core/messages.js";
+import {
+  batchProviderCount,
+  MAX_PROVIDER_BATCH_CIDS,
+  MAX_SIGNAL_PAYLOAD_CHARS,
+  nodeIdSchema,
+  pinMessage,
+  placeMessage,
+  signalMessage,
+  type ProviderInfo,
+} from "../src/core/messages.js";
 import { bodyDigestHex } from "../src/core/signed-request.js";
 import type { Role } from "../src/core/roles.js";
 import { parseWith } from "../src/core/validate.js";
@@ -27,6 +36,8 @@ import { authenticatePeer, claimOnce } from "./peer-auth.js";
 const MAX_LOOKUP_COUNT = 100;
 const MAX_PINS_BODY_BYTES = 128 * 1024;
 const MAX_PLACE_BODY_BYTES = 8 * 1024;
+/** 256 CIDs of 59 characters in JSON are ~16 KiB. */
+const MAX_PROVIDERS_BODY_BYTES = 32 * 1024;
 const MAX_SIGNAL_BODY_BYTES = MAX_SIGNAL_PAYLOAD_CHARS + 1024;
 const TRUSTED_HEADER_PREFIX = "x-peercloud-";
 
@@ -35,6 +46,12 @@ const pinsBodySchema = v.pipe(
   v.check((b) => b.cids.every(isCid), "cids must be canonical peercloud CIDs"),
   v.check((b) => b.sizeBytes === undefined || b.sizeBytes.length === b.cids.length, "sizeBytes must give one size per CID"),
 );
+// CIDs are checked one by one after the shape (parseCid), so that a bad one is 400 invalid_cid as on the GET route.
+const providersBodySchema = v.strictObject({
+  cids: v.pipe(v.array(v.pipe(v.string(), v.maxLength(128))), v.minLength(1), v.maxLength(MAX_PROVIDER_BATCH_CIDS)),
+  count: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_LOOKUP_COUNT))),
+  scope: v.optional(v.picklist(["region", "all"])),
+});
 const placeBodySchema = v.strictObject({ count: placeMessage.entries.count, exclude: placeMessage.entries.exclude, sizeBytes: placeMessage.entries.sizeBytes });
 const signalBodySchema = v.strictObject({ to: signalMessage.entries.to, region: signalMessage.entries.region, payload: signalMessage.entries.payload });
 
@@ -117,6 +134,49 @@ async function addOtherRegions(c: AppContext, local: string, cid: string, count:
       if (!seen.has(p.nodeId)) {
         seen.add(p.nodeId);
         providers.push(p);
+      }
+    }
+  });
+}
+
+/**
+ * The batched FIND_PROVIDERS: one signed request for up to 256 CIDs (a
+ * download asks per batch of chunks, not per chunk). Same auth as the GET
+ * route (any certificate holder, no nonce claim: it changes nothing).
+ * `scope=all` asks the other regions only for the CIDs the local region
+ * answered with fewer than the per-CID count.
+ */
+directory.post("/regions/:region/providers", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const { body } = await signedJson(c, providersBodySchema, MAX_PROVIDERS_BODY_BYTES, { replayGuard: false });
+  const cids = [...new Set(body.cids.map((cid) => parseCid(cid).cid))];
+  const scope = body.scope ?? "region";
+  const count = body.count ?? Math.min(networkParams(c.env).k, MAX_LOOKUP_COUNT);
+  const providers = await regionStub(c.env, region).findProvidersBatch(cids, count);
+  const perCid = batchProviderCount(count, cids.length);
+  const short = cids.filter((cid) => (providers[cid] ??= []).length < perCid);
+  if (scope === "all" && short.length > 0) await addOtherRegionsBatch(c, region, short, count, perCid, providers);
+  return c.json({ region, scope, providers });
+});
+
+/** addOtherRegions for a batch: tops up each short CID to `perCid`, in configuration order; a failing region is skipped. */
+async function addOtherRegionsBatch(c: AppContext, local: string, cids: string[], count: number, perCid: number, providers: Record<string, ProviderInfo[]>): Promise<void> {
+  const others = Object.keys(regionConfig(c.env).regions).filter((r) => r !== local);
+  const answers = await Promise.allSettled(others.map((r) => regionStub(c.env, r).findProvidersBatch(cids, count)));
+  answers.forEach((answer, i) => {
+    if (answer.status === "rejected") {
+      console.error(`peercloud edge: batched providers lookup in region ${others[i]} failed`, answer.reason);
+      return;
+    }
+    for (const cid of cids) {
+      const list = providers[cid];
+      const seen = new Set(list.map((p) => p.nodeId));
+      for (const p of answer.value[cid] ?? []) {
+        if (list.length >= perCid) break;
+        if (!seen.has(p.nodeId)) {
+          seen.add(p.nodeId);
+          list.push(p);
+        }
       }
     }
   });

@@ -14,7 +14,7 @@
  */
 import { KBucketTree } from "../../src/core/k-bucket-tree.js";
 import { latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange } from "../../src/core/liveness.js";
-import type { PeerInfo, PeerState, ProviderInfo } from "../../src/core/messages.js";
+import { batchProviderCount, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
 import type { NetworkParams } from "../../src/core/params.js";
 import { choosePlacement, rankProviders } from "../../src/core/placement.js";
 import { storesChunks } from "../../src/core/roles.js";
@@ -24,6 +24,12 @@ import { ReplicaStore } from "./replica-store.js";
 import type { Sql } from "./sql.js";
 
 const STATE_RANK: Record<PeerState, number> = { alive: 0, suspect: 1, dead: 2 };
+
+/** The `sync` part of a full-inventory announcement (src/core/messages.ts). */
+export interface AnnounceSync {
+  epoch: string;
+  done: boolean;
+}
 
 export interface DirectoryOptions {
   sql: Sql;
@@ -126,12 +132,27 @@ export class Directory {
     rec.lastSeenMs = Math.max(rec.lastSeenMs, now);
   }
 
-  /** Inventory change of a live storage peer; removals are applied before additions. */
-  announce(nodeId: string, added: readonly string[], removed: readonly string[]): { added: number; removed: number } {
+  /**
+   * Inventory change of a live storage peer; removals are applied before
+   * additions. A batch of a full-inventory sync stamps its rows with the
+   * sync's epoch, and its last batch (`done`) then drops the peer's rows
+   * that the sync did not list (`swept`).
+   */
+  announce(nodeId: string, added: readonly string[], removed: readonly string[], sync?: AnnounceSync): { added: number; removed: number; swept: number } {
     const now = this.opts.now();
     const r = this.replicaStore.remove(nodeId, removed, now);
-    const a = this.replicaStore.add(nodeId, added, now);
-    return { added: a, removed: r };
+    const a = this.replicaStore.add(nodeId, added, now, sync?.epoch);
+    const swept = sync?.done ? this.replicaStore.sweepUnsynced(nodeId, sync.epoch, now) : 0;
+    return { added: a, removed: r, swept };
+  }
+
+  /** Records a renewed certificate's expiry (POST /v1/certificates/renew); false for a peer never registered here. */
+  renewed(nodeId: string, certificateExpiresAtMs: number): boolean {
+    const rec = this.record(nodeId);
+    if (!rec) return false;
+    rec.certExpiresMs = Math.max(rec.certExpiresMs, certificateExpiresAtMs);
+    this.peerStore.setCertificateExpiry(nodeId, certificateExpiresAtMs);
+    return true;
   }
 
   pin(pinnedBy: string, cids: readonly string[], replicas: number, sizesBytes?: readonly number[]): void {
@@ -146,6 +167,19 @@ export class Directory {
   findProviders(cid: string, count = this.opts.params.k): ProviderInfo[] {
     const holders = this.replicaStore.holders(cid).flatMap((id) => this.live.get(id) ?? []);
     return rankProviders(holders, count).map((p) => ({ ...this.info(p), load: p.load, freeBytes: p.freeBytes }));
+  }
+
+  /**
+   * FIND_PROVIDERS for several CIDs at once: the same answer per CID as
+   * findProviders, with `count` lowered by batchProviderCount() to bound the
+   * whole answer. Every asked CID is a key (repeats once).
+   */
+  findProvidersBatch(cids: readonly string[], count = this.opts.params.k): Record<string, ProviderInfo[]> {
+    const unique = [...new Set(cids)];
+    const perCid = batchProviderCount(count, unique.length);
+    const out: Record<string, ProviderInfo[]> = {};
+    for (const cid of unique) out[cid] = this.findProviders(cid, perCid);
+    return out;
   }
 
   place(count: number, exclude: readonly string[] = [], sizeBytes?: number): PeerInfo[] {

@@ -121,6 +121,11 @@ export class PeerStore {
     );
   }
 
+  /** A renewed certificate's expiry (never moved earlier: renewals may race). */
+  setCertificateExpiry(nodeId: string, certExpiresMs: number): void {
+    this.sql.exec(`UPDATE peers SET cert_expires_ms = ? WHERE node_id = ? AND cert_expires_ms < ?`, certExpiresMs, nodeId, certExpiresMs);
+  }
+
   countDead(): number {
     return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM peers WHERE state = 'dead'`).one().n;
   }

@@ -4,8 +4,21 @@
  * replica count kept incrementally), and the queue of pinned chunks below
  * their factor (`under_replicated`, drained by repair in a later issue).
  *
- * Invariant: `pins.live_count` = number of `replicas` rows of the CID whose
- * holder is not dead. Every method that changes holders or their liveness
+ * Pins belong to the publishers that set them (`pinners`, one row per chunk
+ * and publisher): a chunk's effective target is the highest of its pinners'
+ * targets, a publisher's `replicas: 0` withdraws only its own pin, and the
+ * chunk is unpinned when no pinner remains — so a peer that merely
+ * downloaded a file cannot unpin it for its publisher.
+ *
+ * Full-inventory sync is mark and sweep: each row carries the epoch of the
+ * last sync that listed it (`replicas.epoch`; delta additions take the
+ * peer's current epoch from `replica_syncs`), and the sync's last batch
+ * deletes the peer's rows of any other epoch. Rows are only ever removed at
+ * that point, so live counts never dip while a sync is under way.
+ *
+ * Invariants: `pins.live_count` = number of `replicas` rows of the CID whose
+ * holder is not dead; `pins.target` = max(`pinners.target`) of the CID, and
+ * a `pins` row exists exactly when a `pinners` row does. Every method that changes holders or their liveness
  * keeps it, and re-syncs the queue for exactly the CIDs it touched.
  * Batches go through `json_each(?)` so that one statement handles a whole
  * announcement: SQLite compiles a handful of constant statements once and
@@ -48,15 +61,52 @@ export interface QueuedChunk {
 export class ReplicaStore {
   constructor(private readonly sql: Sql) {}
 
-  /** Records chunks now held by a live peer; returns how many were new. */
-  add(nodeId: string, cids: readonly string[], nowMs: number): number {
+  /**
+   * Records chunks now held by a live peer; returns how many were new. With
+   * `syncEpoch` (a batch of a full-inventory sync) that epoch becomes the
+   * peer's current one first. Every listed row — new or already known — is
+   * stamped with the peer's current epoch, so a sync's sweep keeps it.
+   */
+  add(nodeId: string, cids: readonly string[], nowMs: number, syncEpoch?: string): number {
+    if (syncEpoch !== undefined) {
+      this.sql.exec(
+        `INSERT INTO replica_syncs (node_id, epoch) VALUES (?, ?) ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch WHERE epoch != excluded.epoch`,
+        nodeId,
+        syncEpoch,
+      );
+    }
     if (cids.length === 0) return 0;
+    const json = JSON.stringify(cids);
+    // Re-stamp rows the peer already had (no write for a peer that never synced: its epoch is NULL on both sides).
+    this.sql.exec(
+      `UPDATE replicas SET epoch = (SELECT epoch FROM replica_syncs WHERE node_id = ?)
+       WHERE node_id = ? AND cid IN (${CIDS_IN_JSON}) AND epoch IS NOT (SELECT epoch FROM replica_syncs WHERE node_id = ?)`,
+      nodeId,
+      nodeId,
+      json,
+      nodeId,
+    );
     const inserted = this.sql
-      .exec<{ cid: string }>(`INSERT INTO replicas (cid, node_id) SELECT value, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING cid`, nodeId, JSON.stringify(cids))
+      .exec<{ cid: string }>(
+        `INSERT INTO replicas (cid, node_id, epoch) SELECT value, ?, (SELECT epoch FROM replica_syncs WHERE node_id = ?) FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING cid`,
+        nodeId,
+        nodeId,
+        json,
+      )
       .toArray()
       .map((r) => r.cid);
     this.shiftCids(inserted, +1, nowMs);
     return inserted.length;
+  }
+
+  /** The sweep of a finished sync: forgets the live peer's rows that sync `epoch` did not list; returns how many. */
+  sweepUnsynced(nodeId: string, epoch: string, nowMs: number): number {
+    const deleted = this.sql
+      .exec<{ cid: string }>(`DELETE FROM replicas WHERE node_id = ? AND epoch IS NOT ? RETURNING cid`, nodeId, epoch)
+      .toArray()
+      .map((r) => r.cid);
+    this.shiftCids(deleted, -1, nowMs);
+    return deleted.length;
   }
 
   /** Forgets chunks a live peer dropped; returns how many it had. */
@@ -97,22 +147,48 @@ export class ReplicaStore {
       .map((r) => r.node_id);
   }
 
-  /** Sets the replication target of chunks; `target` 0 unpins. The live count is recomputed from the holders. */
+  /**
+   * Sets `pinnedBy`'s own replication target for chunks; `target` 0 withdraws
+   * its pin only (a CID it never pinned is left alone). The effective target
+   * is recomputed as the max over the remaining pinners; a chunk with none
+   * left is unpinned and leaves the queue. Pinning recomputes the live count
+   * from the holders.
+   */
   pin(cids: readonly string[], target: number, sizesBytes: readonly (number | undefined)[] | undefined, pinnedBy: string, nowMs: number): void {
     if (target === 0) {
-      const json = JSON.stringify(cids);
-      this.sql.exec(`DELETE FROM pins WHERE cid IN (${CIDS_IN_JSON})`, json);
-      this.sql.exec(`DELETE FROM under_replicated WHERE cid IN (${CIDS_IN_JSON})`, json);
+      const withdrawn = this.sql
+        .exec<{ cid: string }>(`DELETE FROM pinners WHERE node_id = ? AND cid IN (${CIDS_IN_JSON}) RETURNING cid`, pinnedBy, JSON.stringify(cids))
+        .toArray()
+        .map((r) => r.cid);
+      if (withdrawn.length === 0) return;
+      const json = JSON.stringify(withdrawn);
+      this.sql.exec(`DELETE FROM pins WHERE cid IN (${CIDS_IN_JSON}) AND NOT EXISTS (SELECT 1 FROM pinners WHERE pinners.cid = pins.cid)`, json);
+      this.sql.exec(`DELETE FROM under_replicated WHERE cid IN (${CIDS_IN_JSON}) AND NOT EXISTS (SELECT 1 FROM pins WHERE pins.cid = under_replicated.cid)`, json);
+      this.sql.exec(
+        `UPDATE pins SET target = (SELECT max(target) FROM pinners WHERE pinners.cid = pins.cid)
+         WHERE cid IN (${CIDS_IN_JSON}) AND target != (SELECT max(target) FROM pinners WHERE pinners.cid = pins.cid)`,
+        json,
+      );
+      this.syncQueue(withdrawn, nowMs, json);
       return;
     }
+    this.sql.exec(
+      `INSERT INTO pinners (cid, node_id, target, pinned_ms) SELECT value, ?, ?, ? FROM json_each(?) WHERE true
+       ON CONFLICT (cid, node_id) DO UPDATE SET target = excluded.target, pinned_ms = excluded.pinned_ms`,
+      pinnedBy,
+      target,
+      nowMs,
+      JSON.stringify(cids),
+    );
     cids.forEach((cid, i) => {
       this.sql.exec(
         `INSERT INTO pins (cid, target, size_bytes, live_count, pinned_by, pinned_ms)
-         VALUES (?, ?, ?, (SELECT count(*) FROM replicas r JOIN peers p ON p.node_id = r.node_id WHERE r.cid = ? AND p.state != 'dead'), ?, ?)
+         VALUES (?, (SELECT max(target) FROM pinners WHERE cid = ?), ?,
+           (SELECT count(*) FROM replicas r JOIN peers p ON p.node_id = r.node_id WHERE r.cid = ? AND p.state != 'dead'), ?, ?)
          ON CONFLICT (cid) DO UPDATE SET target = excluded.target, size_bytes = coalesce(excluded.size_bytes, size_bytes),
            live_count = excluded.live_count, pinned_by = excluded.pinned_by`,
         cid,
-        target,
+        cid,
         sizesBytes?.[i] ?? null,
         cid,
         pinnedBy,

@@ -10,6 +10,7 @@ import {
   addressListSchema,
   capacitySchema,
   findNodeMessage,
+  findProvidersBatchMessage,
   findProvidersMessage,
   hostIdSchema,
   nodeIdSchema,
@@ -36,6 +37,8 @@ export const regionInput = regionSchema;
 export const nodeIdInput = nodeIdSchema;
 export const findNodeInput = v.omit(findNodeMessage, ["type", "id"]);
 export const findProvidersInput = v.omit(findProvidersMessage, ["type", "id"]);
+export const findProvidersBatchInput = v.omit(findProvidersBatchMessage, ["type", "id"]);
+export const renewedInput = v.object({ nodeId: nodeIdSchema, certificateExpiresAtMs: nonNegInt });
 export const pinInput = v.object({ ...v.omit(pinMessage, ["type", "id"]).entries, nodeId: nodeIdSchema });
 export const placeInput = v.omit(placeMessage, ["type", "id"]);
 export const signalInput = v.object({ ...v.omit(signalMessage, ["type", "id", "region"]).entries, from: nodeIdSchema, fromRegion: regionSchema });

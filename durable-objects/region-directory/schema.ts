@@ -10,7 +10,9 @@
  * - `replicas` has its primary key on (cid, node_id) for FIND_PROVIDERS and
  *   a covering index on (node_id, cid) for "what did this dead peer hold";
  * - peers' JSON columns (addresses, roles, capacity, load) are read back
- *   only when the object rebuilds its in-memory view.
+ *   only when the object rebuilds its in-memory view;
+ * - a pin belongs to the publisher that set it (`pinners`); `pins` holds the
+ *   per-chunk aggregate the queue and the summary read.
  */
 import type { Sql } from "./sql.js";
 
@@ -45,6 +47,25 @@ const MIGRATIONS: readonly string[][] = [
     `CREATE TABLE IF NOT EXISTS under_replicated (cid TEXT PRIMARY KEY, missing INTEGER NOT NULL, since_ms INTEGER NOT NULL) WITHOUT ROWID`,
     `CREATE INDEX IF NOT EXISTS under_replicated_by_priority ON under_replicated (missing DESC, since_ms)`,
     `CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
+  ],
+  // 2: pin ownership and inventory sync.
+  // - `pinners`: one row per (chunk, publisher that pinned it) with that publisher's own target;
+  //   `pins.target` becomes the max over a chunk's pinners (kept in step by ReplicaStore.pin) and
+  //   `pins.pinned_by` the last publisher to set it. Existing pins are carried over as their
+  //   recorded publisher's pin, so deployed objects keep every chunk pinned at its old target.
+  // - `replicas.epoch`: the full-inventory sync that last listed the row (NULL: never synced);
+  //   `replica_syncs`: each peer's current sync epoch, which delta additions are stamped with.
+  [
+    `CREATE TABLE IF NOT EXISTS pinners (
+       cid TEXT NOT NULL,
+       node_id TEXT NOT NULL,
+       target INTEGER NOT NULL CHECK (target > 0),
+       pinned_ms INTEGER NOT NULL,
+       PRIMARY KEY (cid, node_id)
+     ) WITHOUT ROWID`,
+    `INSERT INTO pinners (cid, node_id, target, pinned_ms) SELECT cid, pinned_by, target, pinned_ms FROM pins WHERE true ON CONFLICT DO NOTHING`,
+    `ALTER TABLE replicas ADD COLUMN epoch TEXT`,
+    `CREATE TABLE IF NOT EXISTS replica_syncs (node_id TEXT PRIMARY KEY, epoch TEXT NOT NULL) WITHOUT ROWID`,
   ],
 ];
 

@@ -64,21 +64,58 @@ export const statusMessage = v.object({
   addresses: v.optional(addressListSchema),
 });
 
+/**
+ * Full-inventory sync (optional, so older peers still parse): after each
+ * (re)connect a peer sends its whole inventory as `added` batches sharing
+ * one `epoch` (a fresh id per sync), the last with `done: true`. The
+ * directory stamps the rows as they arrive and, on `done`, forgets the
+ * peer's rows not stamped with that epoch (mark and sweep), so chunks
+ * deleted while the peer was offline stop being listed, and no live count
+ * drops in between.
+ */
+export const announceSyncSchema = v.object({
+  epoch: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
+  done: v.boolean(),
+});
+
 export const announceMessage = v.object({
   type: v.literal("announce"),
   id: v.optional(requestId),
   added: v.pipe(v.array(cid), v.maxLength(1000)),
   removed: v.pipe(v.array(cid), v.maxLength(1000)),
+  sync: v.optional(announceSyncSchema),
 });
+
+/** Most CIDs in one batched provider lookup (WebSocket `find_providers` with `cids`, HTTP POST …/providers). */
+export const MAX_PROVIDER_BATCH_CIDS = 256;
+/**
+ * Most provider entries in one batched answer. Each CID gets at most
+ * batchProviderCount() of them, so a full batch (256 CIDs, 8 each, a few
+ * hundred bytes per entry) stays far below the 1 MiB WebSocket frame a
+ * peer reads.
+ */
+export const MAX_BATCH_PROVIDER_ENTRIES = 2048;
+
+/** Providers per CID in a batched answer for `distinctCids` CIDs when `count` were asked (never below 1). */
+export function batchProviderCount(count: number, distinctCids: number): number {
+  return Math.max(1, Math.min(count, Math.floor(MAX_BATCH_PROVIDER_ENTRIES / Math.max(1, distinctCids))));
+}
 
 export const findNodeMessage = v.object({ type: v.literal("find_node"), id: requestId, target: nodeIdSchema, count: count(100) });
 export const findProvidersMessage = v.object({ type: v.literal("find_providers"), id: requestId, cid, count: count(100) });
+/** The batched form of `find_providers` (same type, `cids` instead of `cid`), answered by `providers_batch`. */
+export const findProvidersBatchMessage = v.object({
+  type: v.literal("find_providers"),
+  id: requestId,
+  cids: v.pipe(v.array(cid), v.minLength(1), v.maxLength(MAX_PROVIDER_BATCH_CIDS)),
+  count: count(100),
+});
 
 export const pinMessage = v.object({
   type: v.literal("pin"),
   id: requestId,
   cids: v.pipe(v.array(cid), v.minLength(1), v.maxLength(1000)),
-  /** Target replication factor; 0 unpins. */
+  /** This publisher's target replication factor; 0 withdraws its own pin (others' pins stay). */
   replicas: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(16)),
   sizeBytes: v.optional(v.pipe(v.array(nonNegInt), v.maxLength(1000))),
 });
@@ -105,7 +142,8 @@ export const placeMessage = v.object({
   sizeBytes: v.optional(nonNegInt),
 });
 
-export const peerToDirectory = v.variant("type", [statusMessage, announceMessage, findNodeMessage, findProvidersMessage, pinMessage, signalMessage, placeMessage]);
+// Two options share "find_providers": valibot tries both and keeps the one that parses (single first).
+export const peerToDirectory = v.variant("type", [statusMessage, announceMessage, findNodeMessage, findProvidersMessage, findProvidersBatchMessage, pinMessage, signalMessage, placeMessage]);
 export type PeerToDirectory = v.InferOutput<typeof peerToDirectory>;
 
 // ---- directory → peer -------------------------------------------------------
@@ -133,6 +171,8 @@ export type DirectoryToPeer =
   | { type: "welcome"; nodeId: string; region: string; heartbeatIntervalMs: number; statusIntervalMs: number; serverTimeMs: number }
   | { type: "nodes"; id: string; nodes: PeerInfo[] }
   | { type: "providers"; id: string; cid: string; providers: ProviderInfo[] }
+  /** The answer to a batched `find_providers`: every asked CID is a key (an empty list when nobody holds it). */
+  | { type: "providers_batch"; id: string; providers: Record<string, ProviderInfo[]> }
   | { type: "ack"; id: string }
   | { type: "signal"; from: string; fromRegion: string; payload: unknown }
   | { type: "error"; id?: string; code: string; message: string };

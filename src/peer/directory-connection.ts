@@ -18,11 +18,16 @@
  *   lookups in flight when a socket drops are sent again on the next one.
  * - Inventory: changes are debounced, coalesced and batched (announce-queue.ts)
  *   and acknowledged by id; unacknowledged batches are re-sent after a
- *   reconnect, and every connect announces the full inventory from a
- *   callback, so the directory's view is complete whatever was lost.
+ *   reconnect, and every connect sends the full inventory from a callback as
+ *   a sync (`announce` batches sharing a fresh `sync.epoch`, the last with
+ *   `done: true`), after which the directory forgets whatever this peer no
+ *   longer lists — chunks deleted while offline included. Changes made while
+ *   the inventory is being listed are held back until the sync is sent, so
+ *   its sweep never drops a chunk added meanwhile.
  * - Every incoming frame is validated (directory-inbound.ts); garbage is a
  *   `warning`, never a crash.
  */
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
 import { PeercloudError } from "../core/errors.js";
@@ -104,6 +109,8 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
   private readonly handles = { reconnect: null as unknown, heartbeat: null as unknown, status: null as unknown, announce: null as unknown };
   private settleWaiters: (() => void)[] = [];
   private announceSeq = 0;
+  /** The socket whose inventory sync is being listed and sent; change batches wait while it is the current one. */
+  private syncingWs: WebSocket | null = null;
 
   constructor(private readonly options: DirectoryConnectionOptions) {
     super();
@@ -156,7 +163,12 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
     return (await this.ask<{ providers: ProviderInfo[] }>({ type: "find_providers", cid, ...(count ? { count } : {}) }, "providers", true)).providers;
   }
 
-  /** Sets the target replication factor of `cids` (0 unpins); needs the publisher role. */
+  /** Live holders of each of `cids` (at most MAX_PROVIDER_BATCH_CIDS) in this region, keyed by CID. */
+  async findProvidersBatch(cids: string[], count?: number): Promise<Record<string, ProviderInfo[]>> {
+    return (await this.ask<{ providers: Record<string, ProviderInfo[]> }>({ type: "find_providers", cids, ...(count ? { count } : {}) }, "providers_batch", true)).providers;
+  }
+
+  /** Sets this peer's target replication factor for `cids` (0 withdraws its own pin); needs the publisher role. */
   async pin(cids: string[], replicas: number, sizeBytes?: number[]): Promise<void> {
     await this.ask({ type: "pin", cids, replicas, ...(sizeBytes ? { sizeBytes } : {}) }, "ack", true);
   }
@@ -319,13 +331,14 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
 
   private flushAnnouncements(): void {
     if (this.stateValue !== "open") return;
+    if (this.syncingWs !== null && this.syncingWs === this.ws) return; // sent once the sync is out (announceInventory)
     for (let batch = this.announcements.takeBatch(); batch; batch = this.announcements.takeBatch()) this.sendBatch(batch);
   }
 
-  private sendBatch(batch: AnnounceBatch): void {
+  private sendBatch(batch: AnnounceBatch, sync?: { epoch: string; done: boolean }): void {
     const id = `a${++this.announceSeq}`;
     this.announcements.sent(id, batch);
-    this.send({ type: "announce", id, added: batch.added, removed: batch.removed } satisfies PeerToDirectory);
+    this.send({ type: "announce", id, added: batch.added, removed: batch.removed, ...(sync ? { sync } : {}) } satisfies PeerToDirectory);
   }
 
   private settleAnnounce(id: string): boolean {
@@ -334,14 +347,30 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
     return true;
   }
 
+  /**
+   * Sends the full inventory as one sync: batches under a fresh epoch, the
+   * last marked done (an empty inventory is one empty done batch, so the
+   * directory forgets everything). Runs synchronously up to its first await,
+   * so change batches are held from the moment the listing starts.
+   */
   private async announceInventory(ws: WebSocket): Promise<void> {
     if (!this.options.getInventory) return;
+    this.syncingWs = ws;
     try {
       const inventory = await this.options.getInventory();
       if (ws !== this.ws) return;
-      for (const batch of this.announcements.inventoryBatches(inventory)) this.sendBatch(batch);
+      const epoch = randomBytes(12).toString("base64url");
+      let previous: AnnounceBatch | null = null;
+      for (const batch of this.announcements.inventoryBatches(inventory)) {
+        if (previous) this.sendBatch(previous, { epoch, done: false });
+        previous = batch;
+      }
+      this.sendBatch(previous ?? { added: [], removed: [], kind: "inventory" }, { epoch, done: true });
     } catch (err) {
       this.emit("warning", { code: "inventory_failed", message: `could not list the inventory: ${(err as Error).message}` });
+    } finally {
+      if (this.syncingWs === ws) this.syncingWs = null;
+      if (ws === this.ws) this.flushAnnouncements();
     }
   }
 

@@ -7,7 +7,7 @@
  * message types and malformed ones are rejected.
  */
 import * as v from "valibot";
-import { PONG, loadSchema, nodeIdSchema, type DirectoryToPeer } from "../core/messages.js";
+import { MAX_PROVIDER_BATCH_CIDS, PONG, loadSchema, nodeIdSchema, type DirectoryToPeer } from "../core/messages.js";
 
 /** Largest directory message a peer reads (a 100-provider answer is ~60 KB). */
 export const MAX_INBOUND_MESSAGE_BYTES = 1024 * 1024;
@@ -31,6 +31,12 @@ export const directoryToPeerSchema = v.variant("type", [
   v.object({ type: v.literal("welcome"), nodeId: nodeIdSchema, region: shortText, heartbeatIntervalMs: positiveMs, statusIntervalMs: positiveMs, serverTimeMs: v.number() }),
   v.object({ type: v.literal("nodes"), id, nodes: v.pipe(v.array(peerInfo), v.maxLength(1000)) }),
   v.object({ type: v.literal("providers"), id, cid: shortText, providers: v.pipe(v.array(providerInfo), v.maxLength(1000)) }),
+  // A batched answer: at most one key per CID a batch may ask for.
+  v.object({
+    type: v.literal("providers_batch"),
+    id,
+    providers: v.pipe(v.record(shortText, v.pipe(v.array(providerInfo), v.maxLength(1000))), v.check((r) => Object.keys(r).length <= MAX_PROVIDER_BATCH_CIDS, "too many CIDs")),
+  }),
   v.object({ type: v.literal("ack"), id }),
   v.object({ type: v.literal("signal"), from: nodeIdSchema, fromRegion: shortText, payload: v.unknown() }),
   v.object({ type: v.literal("error"), id: v.optional(id), code: v.pipe(v.string(), v.maxLength(64)), message: v.pipe(v.string(), v.maxLength(2000)) }),

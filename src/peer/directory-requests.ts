@@ -22,7 +22,7 @@ export interface Timers {
 type WithId = Exclude<Extract<PeerToDirectory, { id: string }>, { type: "announce" }>;
 /** A request as callers write it: the id is assigned here. */
 export type RequestBody = WithId extends infer M ? (M extends WithId ? Omit<M, "id"> : never) : never;
-export type ReplyType = "nodes" | "providers" | "ack";
+export type ReplyType = "nodes" | "providers" | "providers_batch" | "ack";
 
 interface Pending {
   text: string;

@@ -137,7 +137,19 @@ export class EdgeClient {
     return answer.providers;
   }
 
-  /** Sets the target replication factor of `cids` (0 unpins). Needs the publisher role. */
+  /**
+   * Live holders of each of `cids` (at most 256) in one request (POST
+   * …/providers), keyed by CID; scope "all" tops up from the other regions
+   * the CIDs this region answers short. An edge without the route answers
+   * 404 `not_found`: callers fall back to findProviders.
+   */
+  async findProvidersBatch(region: string, cids: string[], options: CallOptions & { count?: number; scope?: "region" | "all" } = {}): Promise<Record<string, ProviderInfo[]>> {
+    const body = utf8(JSON.stringify({ cids, ...(options.count !== undefined ? { count: options.count } : {}), ...(options.scope ? { scope: options.scope } : {}) }));
+    const answer = await this.call<{ providers: Record<string, ProviderInfo[]> }>({ method: "POST", path: `/v1/regions/${seg(region)}/providers`, body, contentType: "application/json", signed: true, repeatable: true, signal: options.signal, read: json });
+    return answer.providers;
+  }
+
+  /** Sets this peer's target replication factor for `cids` (0 withdraws its own pin). Needs the publisher role. */
   async pin(region: string, cids: string[], replicas: number, sizeBytes?: number[], options: CallOptions = {}): Promise<{ pinned: number; replicas: number }> {
     const body = utf8(JSON.stringify({ cids, replicas, ...(sizeBytes ? { sizeBytes } : {}) }));
     return this.call<{ pinned: number; replicas: number }>({ method: "POST", path: `/v1/regions/${seg(region)}/pins`, body, contentType: "application/json", signed: true, repeatable: true, signal: options.signal, read: json });

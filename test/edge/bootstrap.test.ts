@@ -3,7 +3,7 @@
  * success (the certificate verifies offline with the key GET /v1/network
  * publishes), every rejection with its own code, and renewal's rules.
  */
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { toBase64Url } from "../../src/core/bytes.js";
 import { verifyCertificate } from "../../src/core/certificate.js";
@@ -210,5 +210,25 @@ describe("POST /v1/certificates/renew", () => {
     const headers = await signedHeaders(nearExpiry, "POST", "/v1/certificates/renew");
     expect((await edgeFetch("/v1/certificates/renew", { method: "POST", headers })).status).toBe(200);
     await expectError(await edgeFetch("/v1/certificates/renew", { method: "POST", headers }), 401, "replayed_nonce");
+  });
+});
+
+describe("renewal and the region directory", () => {
+  it("records the renewed certificate's expiry in the region directory", async () => {
+    const peer = await joinPeer({ region: "ap", roles: ["service"] });
+    const stub = env.REGION_DIRECTORY.get(env.REGION_DIRECTORY.idFromName("ap"));
+    const expiryInDirectory = () =>
+      runInDurableObject(stub, (_obj, state) => state.storage.sql.exec<{ e: number }>(`SELECT cert_expires_ms AS e FROM peers WHERE node_id = ?`, peer.identity.nodeId).one().e);
+    expect(await expiryInDirectory()).toBe(peer.response.certificateExpiresAtMs);
+
+    const nearExpiry = await forgeCertificate(peer.identity, { region: "ap", expiresAtMs: Date.now() + 60_000 });
+    const res = await signedFetch({ ...peer, certificate: nearExpiry }, "POST", "/v1/certificates/renew");
+    const body = await json(res);
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(await expiryInDirectory()).toBe(body.certificateExpiresAtMs);
+    // The RPC itself: never moves an expiry earlier, and says whether it knew the peer.
+    expect(await stub.renewed(peer.identity.nodeId, 1)).toBe(true);
+    expect(await expiryInDirectory()).toBe(body.certificateExpiresAtMs);
+    expect(await stub.renewed((await generateIdentity()).nodeId, Date.now())).toBe(false);
   });
 });

@@ -182,3 +182,66 @@ describe("POST /v1/signal", () => {
     await expectError(await signedJson(sender, "POST", "/v1/signal", { to: absent.identity.nodeId, payload: "x".repeat(5000) }), 400, "invalid_request");
   });
 });
+
+describe("POST /v1/regions/:region/providers (batched FIND_PROVIDERS)", () => {
+  it("answers per CID like the GET route, fans out with scope=all only for the CIDs short of providers", async () => {
+    const euHolder = await joinPeer({ region: "eu", roles: ["service"] });
+    const usHolder = await joinPeer({ region: "us", roles: ["service"] });
+    const asker = await joinPeer({ region: "us" });
+    const [inEu, inBoth, nowhere] = await Promise.all([1, 2, 3].map(() => cidOfBytes(randomBytesOf(64))));
+    for (const [peer, cids] of [
+      [euHolder, [inEu, inBoth]],
+      [usHolder, [inBoth]],
+    ] as const) {
+      const conn = await connect(peer);
+      await conn.until((m) => m.type === "welcome");
+      conn.ws.send(JSON.stringify({ type: "announce", id: "a", added: cids, removed: [] }));
+      expect(await conn.until((m) => m.id === "a")).toMatchObject({ type: "ack" });
+    }
+    const ids = (list: { nodeId: string }[]) => list.map((p) => p.nodeId);
+
+    const local = await signedJson(asker, "POST", "/v1/regions/us/providers", { cids: [inEu, inBoth, nowhere, inBoth] });
+    const localBody = await json(local);
+    expect(local.status, JSON.stringify(localBody)).toBe(200);
+    expect(localBody).toMatchObject({ region: "us", scope: "region" });
+    expect(Object.keys(localBody.providers).sort()).toEqual([inEu, inBoth, nowhere].sort());
+    for (const cid of [inEu, inBoth, nowhere]) {
+      const single = await json(await signedFetch(asker, "GET", `/v1/regions/us/providers/${cid}`));
+      expect(localBody.providers[cid]).toEqual(single.providers);
+    }
+
+    // scope=all with count 1: inBoth already has its one local holder, so only inEu (and nowhere) are asked elsewhere.
+    const all = await json(await signedJson(asker, "POST", "/v1/regions/us/providers", { cids: [inEu, inBoth, nowhere], count: 1, scope: "all" }));
+    expect(all.scope).toBe("all");
+    expect(ids(all.providers[inEu])).toEqual([euHolder.identity.nodeId]);
+    expect(ids(all.providers[inBoth])).toEqual([usHolder.identity.nodeId]);
+    expect(all.providers[nowhere]).toEqual([]);
+    const allWide = await json(await signedJson(asker, "POST", "/v1/regions/us/providers", { cids: [inBoth], scope: "all" }));
+    expect(ids(allWide.providers[inBoth])).toEqual([usHolder.identity.nodeId, euHolder.identity.nodeId]);
+  });
+
+  it("requires a signature and validates the body: too many CIDs, invalid CIDs, counts, scopes, sizes", async () => {
+    const asker = await joinPeer({ region: "eu" });
+    const cid = await cidOfBytes(randomBytesOf(8));
+    const path = "/v1/regions/eu/providers";
+    await expectError(await edgeFetch(path, { method: "POST", body: JSON.stringify({ cids: [cid] }) }), 401, "certificate_missing");
+    const other = await joinPeer({ region: "eu" });
+    const body = JSON.stringify({ cids: [cid] });
+    const headers = await signedHeaders(other, "POST", path, body);
+    await expectError(await edgeFetch(path, { method: "POST", headers, body: JSON.stringify({ cids: [cid, cid] }) }), 401, "bad_signature");
+
+    await expectError(await signedJson(asker, "POST", path, { cids: Array.from({ length: 257 }, () => cid) }), 400, "invalid_request");
+    await expectError(await signedJson(asker, "POST", path, { cids: [] }), 400, "invalid_request");
+    await expectError(await signedJson(asker, "POST", path, { cids: [cid, "not-a-cid"] }), 400, "invalid_cid");
+    await expectError(await signedJson(asker, "POST", path, { cids: [cid.toUpperCase()] }), 400, "invalid_cid");
+    await expectError(await signedJson(asker, "POST", path, { cids: [cid], count: 0 }), 400, "invalid_request");
+    await expectError(await signedJson(asker, "POST", path, { cids: [cid], scope: "planet" }), 400, "invalid_request");
+    await expectError(await signedJson(asker, "POST", path, { cids: [cid], extra: 1 }), 400, "invalid_request");
+    await expectError(await signedFetch(asker, "POST", path, { body: "{" }), 400, "invalid_request");
+    await expectError(await signedFetch(asker, "POST", path, { body: JSON.stringify({ cids: ["x".repeat(40_000)] }) }), 413, "too_large");
+    await expectError(await signedJson(asker, "POST", "/v1/regions/mars/providers", { cids: [cid] }), 404, "unknown_region");
+    const ok = await signedJson(asker, "POST", path, { cids: Array.from({ length: 256 }, () => cid) });
+    expect(ok.status).toBe(200);
+    expect(await json(ok)).toEqual({ region: "eu", scope: "region", providers: { [cid]: [] } });
+  });
+});

@@ -245,7 +245,8 @@ describe("DirectoryConnection with the real edge", () => {
 
     it("reconnects after a drop, re-announces the inventory, and loses no change or request", async () => {
       const peer = await join();
-      const inventory = new Set([await randomCid()]);
+      const deletedWhileDown = await randomCid();
+      const inventory = new Set([await randomCid(), deletedWhileDown]);
       let inventoryCalls = 0;
       const conn = connect(peer, {
         edgeUrl: relay.url,
@@ -263,6 +264,9 @@ describe("DirectoryConnection with the real edge", () => {
       relay.cut();
       await disconnected;
       expect(conn.state).toBe("connecting");
+      expect((await peer.http.findProviders("eu", deletedWhileDown)).map((p) => p.nodeId)).toEqual([peer.identity.nodeId]);
+      // Gone from the store with no announcement (e.g. deleted while the daemon was down): the resync drops it.
+      inventory.delete(deletedWhileDown);
       // Made while disconnected: both wait for the next connection.
       const whileDown = await randomCid();
       inventory.add(whileDown);
@@ -273,6 +277,7 @@ describe("DirectoryConnection with the real edge", () => {
       await conn.whenAnnounced();
       expect(inventoryCalls).toBe(2);
       for (const cid of inventory) expect((await peer.http.findProviders("eu", cid)).map((p) => p.nodeId)).toEqual([peer.identity.nodeId]);
+      expect(await peer.http.findProviders("eu", deletedWhileDown)).toEqual([]);
     });
 
     it("replaces a connection that stops answering pings", async () => {
@@ -399,6 +404,84 @@ describe("DirectoryConnection with a scripted directory", () => {
     conn.announce(cids.slice(0, 20), cids.slice(20));
     await conn.whenAnnounced();
     expect(sizes).toEqual([10, 2, 10, 10, 5]);
+  });
+
+  it("sends the inventory as a sync on every connect: batches under one fresh epoch, done on the last", async () => {
+    type Announce = { connection: number; added: string[]; removed: string[]; sync?: { epoch: string; done: boolean } };
+    const seen: Announce[] = [];
+    onConnection = (socket, index) => {
+      socket.send(welcome());
+      socket.on("message", (data) => {
+        const msg = JSON.parse(String(data));
+        if (msg.type !== "announce") return;
+        seen.push({ connection: index, added: msg.added, removed: msg.removed, sync: msg.sync });
+        socket.send(JSON.stringify({ type: "ack", id: msg.id }));
+        // The first connection drops once its sync is complete, so the second shows a fresh epoch.
+        if (index === 0 && msg.sync?.done) socket.terminate();
+      });
+    };
+    const cids = await Promise.all(Array.from({ length: 25 }, () => randomCid()));
+    const conn = await scripted({ maxAnnounceBatch: 10, getInventory: () => cids });
+    conn.start();
+    await nextEvent(conn, "welcome");
+    await nextEvent(conn, "welcome"); // the second connection
+    await conn.whenAnnounced();
+
+    const first = seen.filter((a) => a.connection === 0);
+    expect(first.map((a) => [a.added.length, a.removed.length, a.sync?.done])).toEqual([
+      [10, 0, false],
+      [10, 0, false],
+      [5, 0, true],
+    ]);
+    expect(first.flatMap((a) => a.added)).toEqual(cids);
+    expect(new Set(first.map((a) => a.sync?.epoch)).size).toBe(1);
+    const second = seen.filter((a) => a.connection === 1);
+    expect(second.map((a) => a.sync?.done)).toEqual([false, false, true]);
+    expect(new Set(second.map((a) => a.sync?.epoch)).size).toBe(1);
+    expect(second[0].sync!.epoch).not.toBe(first[0].sync!.epoch);
+    expect(second[0].sync!.epoch).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
+  });
+
+  it("sends an empty inventory as one empty done batch, and holds changes made while listing until the sync is out", async () => {
+    const seen: { added: string[]; sync?: { epoch: string; done: boolean } }[] = [];
+    onConnection = (socket) => {
+      socket.send(welcome());
+      socket.on("message", (data) => {
+        const msg = JSON.parse(String(data));
+        if (msg.type !== "announce") return;
+        seen.push({ added: msg.added, sync: msg.sync });
+        socket.send(JSON.stringify({ type: "ack", id: msg.id }));
+      });
+    };
+    const added = await randomCid();
+    // The announce debounce (3 ms, a delay no other timer here uses) firing is the signal that the change had its chance to go out.
+    let debounceFired!: () => void;
+    const fired = new Promise<void>((resolve) => (debounceFired = resolve));
+    const timers = {
+      setTimeout: (fn: () => void, ms: number) =>
+        setTimeout(() => {
+          fn();
+          if (ms === 3) debounceFired();
+        }, ms),
+      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    const conn = await scripted({
+      announceDebounceMs: 3,
+      timers,
+      // A slow listing: the chunk added meanwhile must not reach the directory before the sync, whose sweep would drop it.
+      getInventory: async () => {
+        conn.announce([added]);
+        await fired;
+        return [];
+      },
+    });
+    conn.start();
+    await nextEvent(conn, "welcome");
+    await conn.whenAnnounced();
+    expect(seen).toEqual([
+      { added: [], sync: { epoch: expect.any(String), done: true } },
+      { added: [added], sync: undefined },
+    ]);
   });
 
   it("closes for good: pending requests fail and no reconnect happens", async () => {

@@ -125,6 +125,10 @@ describe("EdgeClient", () => {
     expect(refused.code).toBe("role_required");
     expect(refused.status).toBe(403);
     expect(await publisher.client.findProviders("eu", cid, { count: 5, scope: "all" })).toEqual([]);
+    // The batched lookup: every CID is a key; a malformed one is the edge's invalid_cid.
+    const other = await cidOfBytes(randomBytes(100));
+    expect(await publisher.client.findProvidersBatch("eu", [cid, other], { count: 5, scope: "all" })).toEqual({ [cid]: [], [other]: [] });
+    expect((await failure(publisher.client.findProvidersBatch("eu", [cid, "bafy-not-a-cid"]))).code).toBe("invalid_cid");
   });
 
   it("stores, heads and reads chunks in R2; 404 is null", async () => {

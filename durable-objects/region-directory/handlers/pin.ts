@@ -1,4 +1,8 @@
-/** `pin`: a publisher sets the replication target of chunks (0 unpins); the directory queues those below target. */
+/**
+ * `pin`: a publisher sets its own replication target for chunks (0 withdraws
+ * its own pin; a chunk stays pinned while any publisher pins it, at the
+ * highest target); the directory queues those below target.
+ */
 import { PeercloudError, ValidationError } from "../../../src/core/errors.js";
 import type { Handler } from "./types.js";
 
