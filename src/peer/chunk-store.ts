@@ -9,9 +9,25 @@
  *
  * Invariants, and why they hold:
  * - A chunk file always holds exactly the bytes its CID names. `put` hashes
- *   before anything is written, files appear only through an atomic rename
- *   (see atomic-file.ts), `scrub` re-hashes to catch bit rot, and a killed
- *   process leaves only `.tmp-*` files that `open` removes.
+ *   before anything is written (`putTrusted` skips that for bytes this
+ *   process sealed itself, see there), files appear only through an atomic
+ *   rename (see atomic-file.ts) made after the data is fsynced, `scrub`
+ *   re-hashes to catch bit rot, and a killed process leaves only `.tmp-*`
+ *   files that `open` removes.
+ * - Group commit (`{ sync: false }`, used by ingest): one fsync per chunk
+ *   and per directory entry costs more than sealing the chunk, so such a put
+ *   writes its temp file and returns; the chunk is readable at once (from
+ *   the temp file) but *pending*. A background writeback fsyncs pending
+ *   files one at a time meanwhile, so the disk writes while ingest seals.
+ *   `flush()` makes every pending chunk durable in one pass: pin markers'
+ *   directory first, then per chunk fsync (unless the writeback did) +
+ *   rename, then each touched shard directory once. The rename waits for
+ *   the fsync on purpose: renaming first would let a power cut leave a file
+ *   under a CID name with its data never written (delayed allocation gives
+ *   an empty file), which `put` would then take for the chunk and a re-put
+ *   would never repair. A crash before `flush()` loses pending chunks
+ *   cleanly: their temp files are removed at `open`. Pending chunks are not
+ *   announced: `added` fires, and `list()` shows them, only once durable.
  * - No path is built from untrusted input: every name passes `parseCid`,
  *   which accepts only canonical base32 CIDv1 (no "/", "..", upper case).
  * - Stored bytes stay within `limitBytes`: a put reserves its size first and
@@ -30,7 +46,7 @@
 import { EventEmitter } from "node:events";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { toHex } from "../core/bytes.js";
@@ -38,6 +54,7 @@ import { cidFromSha256, isCid, parseCid, type ParsedCid } from "../core/cid.js";
 import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { cleanupTempFiles, errorCode, fsyncDirectory, writeFileAtomic } from "./atomic-file.js";
+import { fsyncFile, Writeback, writeTempFile, type WritebackOutcome } from "./pending-files.js";
 
 /** Bytes that do not hash to the CID they were offered under. */
 export class ChunkMismatchError extends PeercloudError {
@@ -90,7 +107,7 @@ export interface ChunkStoreOptions {
 export type RemovalReason = "evicted" | "deleted" | "corrupt";
 
 export interface ChunkStoreEvents {
-  /** A chunk became readable (announce it). Listeners run synchronously and must not throw. */
+  /** A chunk became readable and durable (announce it): at put, or at flush() for `{ sync: false }` puts. Listeners run synchronously and must not throw. */
   added: [cid: string, sizeBytes: number];
   /** A chunk stopped being served (withdraw it). Emitted before its file is unlinked. */
   removed: [cid: string, reason: RemovalReason];
@@ -129,6 +146,17 @@ export interface ChunkReadStream {
   end: number;
 }
 
+export interface PutOptions {
+  /** Never evict this chunk (persistently). Default false. */
+  pin?: boolean;
+  /**
+   * Default true: the chunk is durable when the promise resolves. false:
+   * group commit, the chunk is durable (and announced) once a later
+   * `flush()` resolves; a crash before that loses it cleanly.
+   */
+  sync?: boolean;
+}
+
 export interface ScrubOptions {
   onCorrupt?: (cid: string) => void | Promise<void>;
   /** Stops the scrub between chunks (it rejects with the signal's reason). */
@@ -144,12 +172,24 @@ interface Entry {
   sizeBytes: number;
   pinned: boolean;
   lastAccessMs: number;
+  /** Set while a `{ sync: false }` put's bytes sit in this temp file (not yet renamed into place). */
+  pendingPath?: string;
+  /** The early writeback fsynced `pendingPath` (flush need not), or failed to (flush must drop the chunk). */
+  pendingSync?: WritebackOutcome;
+}
+
+/** An evicted chunk whose file is unlinked after the put that evicted it. */
+interface Victim {
+  cid: string;
+  pendingPath?: string;
 }
 
 const CHUNKS_DIR = "chunks";
 const PINS_DIR = "pins";
 const SHARD_NAME = /^[0-9a-f]{2}$/;
 const SCRUB_READ_BYTES = 1024 * 1024;
+/** fsyncs a flush keeps in flight: enough for the disk and the journal to batch them, few enough to leave libuv threads for reads. */
+const FLUSH_CONCURRENCY = 3;
 
 /** Shard directory of a chunk: the hex of its digest's first byte. */
 export function shardOf(digest: Uint8Array): string {
@@ -170,6 +210,14 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   /** Pinned CIDs, present or not: pinning ahead of a download protects the chunk as soon as it lands. */
   private readonly pins = new Set<string>();
   private readonly shards = new Set<string>();
+  /** CIDs put with `{ sync: false }` that are not durable yet (not announced, not in list()). */
+  private readonly unsynced = new Set<string>();
+  /** A pin marker was created without fsyncing its directory. */
+  private pinsDirDirty = false;
+  /** A shard directory was created without fsyncing `chunks/`. */
+  private chunksDirDirty = false;
+  /** Early fsyncs of pending chunks' temp files (pending-files.ts). */
+  private readonly writeback = new Writeback();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly pending = new Set<Promise<unknown>>();
   private usedBytes = 0;
@@ -227,15 +275,15 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     const parsed = parseCid(cid);
     const entry = this.entries.get(parsed.cid);
     if (!entry) return null;
+    const handle = await this.openEntryFile(parsed, entry);
+    if (!handle) return null;
     let bytes: Uint8Array;
     try {
-      const buffer = await readFile(this.chunkPath(parsed));
+      const buffer = await handle.readFile();
       // A plain Uint8Array view (no copy), the type every store implementation returns.
       bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    } catch (error) {
-      if (errorCode(error) !== "ENOENT") throw error;
-      await this.dropVanished(parsed, entry);
-      return null;
+    } finally {
+      await handle.close();
     }
     if (options.verify && !createHash("sha256").update(bytes).digest().equals(parsed.digest)) {
       await this.removeCorrupt(parsed, entry);
@@ -250,14 +298,8 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     const parsed = parseCid(cid);
     const entry = this.entries.get(parsed.cid);
     if (!entry) return null;
-    let handle;
-    try {
-      handle = await open(this.chunkPath(parsed), "r");
-    } catch (error) {
-      if (errorCode(error) !== "ENOENT") throw error;
-      await this.dropVanished(parsed, entry);
-      return null;
-    }
+    const handle = await this.openEntryFile(parsed, entry);
+    if (!handle) return null;
     try {
       const sizeBytes = (await handle.stat()).size;
       const start = range.start ?? 0;
@@ -284,26 +326,43 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   /**
    * Stores a chunk after checking SHA-256(bytes) against the CID. Idempotent:
    * a chunk already present is only touched (and pinned if asked), with
-   * `added: false`. Makes room by evicting unpinned chunks, LRU first.
-   * As with `fs.write`, `bytes` must not change until the promise settles
-   * (they are hashed first and written later; scrub would catch the damage).
+   * `added: false` (a `sync` put of a pending chunk also makes it durable).
+   * Makes room by evicting unpinned chunks, LRU first. As with `fs.write`,
+   * `bytes` must not change until the promise settles (they are hashed first
+   * and written later; scrub would catch the damage).
    */
-  async put(cid: string, bytes: Uint8Array, options: { pin?: boolean } = {}): Promise<{ added: boolean }> {
+  async put(cid: string, bytes: Uint8Array, options: PutOptions = {}): Promise<{ added: boolean }> {
     this.assertOpen();
-    const parsed = parseCid(cid);
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`ChunkStore.put: bytes must be a Uint8Array, got ${typeof bytes}`);
-    if (bytes.length > this.maxChunkBytes) throw new ChunkTooLargeError(bytes.length, this.maxChunkBytes);
+    const parsed = this.checkPut(cid, bytes);
     const actual = createHash("sha256").update(bytes).digest();
     if (!actual.equals(parsed.digest)) throw new ChunkMismatchError(parsed.cid, cidFromSha256(actual));
-    return this.track(
-      (async () => {
-        for (;;) {
-          const outcome = await this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true));
-          if (!("wait" in outcome)) return outcome;
-          await outcome.wait;
-        }
-      })(),
-    );
+    return this.putChecked(parsed, bytes, options);
+  }
+
+  /**
+   * `put` without re-hashing the bytes: only for bytes whose CID the caller
+   * computed itself, in this process, from these very bytes (ingest seals a
+   * chunk and hashes the ciphertext for its CID a moment earlier; hashing it
+   * again here was a fifth of ingest's CPU). Never pass bytes that came from
+   * a socket, a peer, R2, a file or any other process: those go through
+   * `put`, which is what the transfer server and the download path call.
+   * A wrong CID here would store a chunk that does not match its name, which
+   * `scrub` and every downloader's verification would then catch.
+   */
+  async putTrusted(cid: string, bytes: Uint8Array, options: PutOptions = {}): Promise<{ added: boolean }> {
+    this.assertOpen();
+    return this.putChecked(this.checkPut(cid, bytes), bytes, options);
+  }
+
+  /**
+   * Makes every chunk put with `{ sync: false }` before this call durable,
+   * then emits their `added` events. Resolves once all of it is on disk; a
+   * chunk whose fsync or rename fails is dropped (never announced) and the
+   * flush rejects. Cheap when nothing is pending.
+   */
+  async flush(): Promise<void> {
+    this.assertOpen();
+    await this.track(this.flushPending());
   }
 
   /** Protects a chunk from eviction, persistently. The CID need not be present yet. */
@@ -327,18 +386,24 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     return this.track(
       this.withLock(parsed.cid, async () => {
         if (this.pins.has(parsed.cid)) await this.unpinLocked(parsed.cid);
-        const entry = this.forget(parsed.cid);
+        const entry = this.forgetAndReport(parsed.cid, "deleted");
         if (!entry) return false;
-        this.emit("removed", parsed.cid, "deleted");
-        await rm(this.chunkPath(parsed), { force: true });
+        await rm(this.pathOf(parsed, entry), { force: true });
         return true;
       }),
     );
   }
 
-  /** Present chunks, in no promised order; a live view (chunks added or removed while iterating may or may not appear). */
+  /**
+   * Present and durable chunks (the inventory to announce: pending
+   * `{ sync: false }` chunks appear after `flush()`), in no promised order;
+   * a live view (chunks added or removed while iterating may or may not appear).
+   */
   *list(): IterableIterator<ChunkInfo> {
-    for (const [cid, entry] of this.entries) yield { cid, sizeBytes: entry.sizeBytes, pinned: entry.pinned, lastAccessMs: entry.lastAccessMs };
+    for (const [cid, entry] of this.entries) {
+      if (this.unsynced.has(cid)) continue;
+      yield { cid, sizeBytes: entry.sizeBytes, pinned: entry.pinned, lastAccessMs: entry.lastAccessMs };
+    }
   }
 
   stats(): ChunkStoreStats {
@@ -368,10 +433,9 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
             const entry = this.entries.get(cid);
             if (!entry) return false;
             result.checked++;
-            if (await this.fileMatches(parsed)) return false;
-            this.forget(cid);
-            this.emit("removed", cid, "corrupt");
-            await rm(this.chunkPath(parsed), { force: true });
+            if (await this.fileMatches(parsed, entry)) return false;
+            this.forgetAndReport(cid, "corrupt");
+            await rm(this.pathOf(parsed, entry), { force: true });
             return true;
           });
           if (corrupt) {
@@ -384,10 +448,12 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     );
   }
 
-  /** Waits for operations in progress; later mutations throw StoreClosedError. */
+  /** Waits for operations in progress and flushes pending chunks; later mutations throw StoreClosedError. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.pending.size > 0) await Promise.allSettled(Array.from(this.pending));
+    await this.writeback.idle();
+    if (this.unsynced.size > 0 || this.pinsDirDirty || this.chunksDirDirty) await this.flushPending();
   }
 
   // ---- internals ----
@@ -437,9 +503,17 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
    * ever holds a lock while waiting for room (that could deadlock with an
    * eviction unlink queued on this CID).
    */
-  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean): Promise<{ added: boolean } | { wait: Promise<void> }> {
-    if (this.entries.has(parsed.cid)) {
-      if (pin) await this.pinLocked(parsed.cid);
+  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean, sync: boolean): Promise<{ added: boolean } | { wait: Promise<void> }> {
+    const existing = this.entries.get(parsed.cid);
+    if (existing) {
+      if (pin) await this.pinLocked(parsed.cid, sync);
+      // A durable put of a chunk still pending makes it durable now rather than at the next flush.
+      if (sync && this.unsynced.has(parsed.cid)) {
+        if (this.pinsDirDirty) await this.syncPinsDir();
+        await this.commitLocked(parsed, existing);
+        await fsyncDirectory(join(this.chunksDir, shardOf(parsed.digest)));
+        this.markDurable(parsed.cid);
+      }
       this.touch(parsed.cid);
       return { added: false };
     }
@@ -448,17 +522,21 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     if ("wait" in reservation) return reservation;
     const newlyPinned = pin && !this.pins.has(parsed.cid);
     const path = this.chunkPath(parsed);
+    let pendingPath: string | undefined;
     try {
       try {
-        // The pin marker goes first: a crash in between leaves a pin waiting for its chunk, never an unprotected chunk.
-        if (newlyPinned) await this.pinLocked(parsed.cid);
+        // The pin marker goes first (and flush syncs its directory first): a crash in between leaves a pin waiting for its chunk, never an unprotected chunk.
+        if (newlyPinned) await this.pinLocked(parsed.cid, sync);
         await Promise.all(reservation.victims.map((victim) => this.unlinkEvicted(victim)));
         const shard = shardOf(parsed.digest);
         if (!this.shards.has(shard)) {
           await mkdir(join(this.chunksDir, shard), { recursive: true });
           this.shards.add(shard);
+          if (sync) await fsyncDirectory(this.chunksDir);
+          else this.chunksDirDirty = true;
         }
-        await writeFileAtomic(path, bytes);
+        if (sync) await writeFileAtomic(path, bytes);
+        else pendingPath = await writeTempFile(join(this.chunksDir, shard), bytes);
       } finally {
         this.releaseReservation(sizeBytes);
       }
@@ -468,9 +546,133 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
       if (newlyPinned) await this.unpinLocked(parsed.cid).catch(() => {});
       throw this.translateDiskFull(error, parsed.cid);
     }
-    this.insert(parsed.cid, sizeBytes, this.now());
-    this.emit("added", parsed.cid, sizeBytes);
+    this.insert(parsed.cid, sizeBytes, this.now(), pendingPath);
+    if (sync) this.emit("added", parsed.cid, sizeBytes);
+    else {
+      this.unsynced.add(parsed.cid);
+      this.startWriteback(parsed.cid, this.entries.get(parsed.cid)!, pendingPath!);
+    }
     return { added: true };
+  }
+
+  /** Argument checks shared by put and putTrusted. */
+  private checkPut(cid: string, bytes: Uint8Array): ParsedCid {
+    const parsed = parseCid(cid);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`ChunkStore.put: bytes must be a Uint8Array, got ${typeof bytes}`);
+    if (bytes.length > this.maxChunkBytes) throw new ChunkTooLargeError(bytes.length, this.maxChunkBytes);
+    return parsed;
+  }
+
+  private putChecked(parsed: ParsedCid, bytes: Uint8Array, options: PutOptions): Promise<{ added: boolean }> {
+    const sync = options.sync !== false;
+    return this.track(
+      (async () => {
+        for (;;) {
+          const outcome = await this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true, sync));
+          if (!("wait" in outcome)) return outcome;
+          await outcome.wait;
+        }
+      })(),
+    );
+  }
+
+  /**
+   * The group commit: pin markers' directory, then every chunk pending when
+   * the flush began (fsync, rename, under its lock, a few at a time), then
+   * `chunks/` if shards were created and each touched shard directory once;
+   * only then are the chunks announced. Stops at nothing: every chunk gets
+   * its attempt, and the first failure is rethrown at the end.
+   */
+  private async flushPending(): Promise<void> {
+    const batch = Array.from(this.unsynced);
+    if (this.pinsDirDirty) await this.syncPinsDir();
+    const shards = new Set<string>();
+    let failure: unknown;
+    let next = 0;
+    const commitNext = async (): Promise<void> => {
+      while (next < batch.length) {
+        const cid = batch[next++];
+        const parsed = parseCid(cid);
+        try {
+          await this.withLock(cid, async () => {
+            const entry = this.entries.get(cid);
+            if (!entry || !this.unsynced.has(cid)) return; // evicted, deleted, or made durable by a sync put meanwhile
+            await this.commitLocked(parsed, entry);
+            shards.add(shardOf(parsed.digest));
+          });
+        } catch (error) {
+          failure ??= this.translateDiskFull(error, cid);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FLUSH_CONCURRENCY, batch.length) }, commitNext));
+    try {
+      if (this.chunksDirDirty) {
+        this.chunksDirDirty = false;
+        await fsyncDirectory(this.chunksDir).catch((error) => {
+          this.chunksDirDirty = true;
+          throw error;
+        });
+      }
+      await Promise.all(Array.from(shards, (shard) => fsyncDirectory(join(this.chunksDir, shard))));
+    } catch (error) {
+      // The renames may not be durable: those chunks stay unannounced, and the next flush syncs their directories again.
+      throw failure ?? error;
+    }
+    for (const cid of batch) if (this.entries.get(cid)?.pendingPath === undefined) this.markDurable(cid);
+    if (failure) throw failure;
+  }
+
+  /**
+   * Under the CID's lock: fsyncs a pending chunk's temp file and renames it
+   * into place. A chunk that cannot be made durable is dropped (removed,
+   * never announced): after a failed fsync the kernel may have discarded
+   * the data, so the temp file is worthless.
+   */
+  private async commitLocked(parsed: ParsedCid, entry: Entry): Promise<void> {
+    const pendingPath = entry.pendingPath;
+    if (pendingPath === undefined) return;
+    try {
+      if (entry.pendingSync !== undefined && entry.pendingSync !== "done") throw entry.pendingSync.error;
+      if (entry.pendingSync !== "done") await fsyncFile(pendingPath);
+      // Eviction forgets a chunk without its lock; its unlink (queued on this lock) removes the file.
+      if (this.entries.get(parsed.cid) !== entry) return;
+      await rename(pendingPath, this.chunkPath(parsed));
+      entry.pendingPath = undefined;
+    } catch (error) {
+      if (this.entries.get(parsed.cid) === entry) this.forgetAndReport(parsed.cid, "corrupt");
+      await rm(pendingPath, { force: true }).catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Queues a pending chunk's temp file for the early fsync, so a flush finds
+   * most of its work done (see pending-files.ts). Takes no lock: the path is
+   * unique to the entry, and if a flush, a delete or an eviction moved or
+   * removed it meanwhile, the outcome is not recorded. A failure is recorded
+   * and makes the flush drop the chunk.
+   */
+  private startWriteback(cid: string, entry: Entry, path: string): void {
+    const wanted = () => !this.closed && this.entries.get(cid) === entry && entry.pendingPath === path;
+    this.writeback.add(path, wanted, (outcome) => (entry.pendingSync = outcome));
+  }
+
+  /** A pending chunk became durable: announce it. */
+  private markDurable(cid: string): void {
+    if (!this.unsynced.delete(cid)) return;
+    const entry = this.entries.get(cid);
+    if (entry) this.emit("added", cid, entry.sizeBytes);
+  }
+
+  private async syncPinsDir(): Promise<void> {
+    this.pinsDirDirty = false;
+    try {
+      await fsyncDirectory(this.pinsDir);
+    } catch (error) {
+      this.pinsDirDirty = true;
+      throw error;
+    }
   }
 
   /**
@@ -479,7 +681,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
    * alone leaves no room; returns `wait` when room is held by puts in
    * progress, whose chunks become evictable (or pinned) once they commit.
    */
-  private reserve(cid: string, sizeBytes: number): { victims: string[] } | { wait: Promise<void> } {
+  private reserve(cid: string, sizeBytes: number): { victims: Victim[] } | { wait: Promise<void> } {
     const fits = () => this.usedBytes + this.reservedBytes + sizeBytes <= this.limitBytes;
     if (!fits() && this.pinnedBytes + this.reservedBytes + sizeBytes > this.limitBytes) {
       if (this.reservedBytes === 0 || this.pinnedBytes + sizeBytes > this.limitBytes) {
@@ -490,12 +692,11 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
       }
       return { wait: new Promise<void>((resolve) => this.reservationWaiters.push(resolve)) };
     }
-    const victims: string[] = [];
+    const victims: Victim[] = [];
     for (const victim of this.evictable.keys()) {
       if (fits()) break;
-      this.forget(victim);
-      victims.push(victim);
-      this.emit("removed", victim, "evicted");
+      const entry = this.forgetAndReport(victim, "evicted")!;
+      victims.push({ cid: victim, pendingPath: entry.pendingPath });
     }
     this.reservedBytes += sizeBytes;
     return { victims };
@@ -506,19 +707,26 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     for (const wake of this.reservationWaiters.splice(0)) wake();
   }
 
-  /** Deferred unlink of an evicted chunk; skipped if a put re-added the CID before the lock came free. */
-  private unlinkEvicted(cid: string): Promise<void> {
-    return this.withLock(cid, async () => {
-      if (this.entries.has(cid)) return;
-      await rm(this.chunkPath(parseCid(cid)), { force: true });
+  /**
+   * Deferred unlink of an evicted chunk: its temp file if it was pending
+   * (unique to it), and its committed file unless a put re-added the CID
+   * before the lock came free.
+   */
+  private unlinkEvicted(victim: Victim): Promise<void> {
+    return this.withLock(victim.cid, async () => {
+      if (victim.pendingPath !== undefined) await rm(victim.pendingPath, { force: true });
+      if (this.entries.has(victim.cid)) return;
+      await rm(this.chunkPath(parseCid(victim.cid)), { force: true });
     });
   }
 
-  private async pinLocked(cid: string): Promise<void> {
+  /** Creates the pin marker; `sync: false` leaves its directory entry to the next flush. */
+  private async pinLocked(cid: string, sync = true): Promise<void> {
     if (this.pins.has(cid)) return;
     try {
       await (await open(join(this.pinsDir, cid), "a")).close();
-      await fsyncDirectory(this.pinsDir);
+      if (sync) await fsyncDirectory(this.pinsDir);
+      else this.pinsDirDirty = true;
     } catch (error) {
       throw this.translateDiskFull(error, cid);
     }
@@ -545,29 +753,47 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     return true;
   }
 
+  /**
+   * Opens an indexed chunk's file for reading, or null (forgetting the
+   * chunk) when it vanished. Takes no lock: a flush may rename a pending
+   * chunk between choosing the path and opening it, which shows as ENOENT
+   * on the temp path while the entry's path has moved on: then try again.
+   */
+  private async openEntryFile(parsed: ParsedCid, entry: Entry): Promise<FileHandle | null> {
+    for (;;) {
+      const path = this.pathOf(parsed, entry);
+      try {
+        return await open(path, "r");
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") throw error;
+        if (this.entries.get(parsed.cid) === entry && this.pathOf(parsed, entry) !== path) continue;
+        await this.dropVanished(parsed, entry);
+        return null;
+      }
+    }
+  }
+
   /** The file of an indexed chunk disappeared behind our back (not by eviction or delete, which unindex first). */
   private async dropVanished(parsed: ParsedCid, entry: Entry): Promise<void> {
     await this.withLock(parsed.cid, async () => {
       if (this.entries.get(parsed.cid) !== entry) return;
-      this.forget(parsed.cid);
-      this.emit("removed", parsed.cid, "corrupt");
+      this.forgetAndReport(parsed.cid, "corrupt");
     });
   }
 
   private async removeCorrupt(parsed: ParsedCid, entry: Entry): Promise<void> {
     await this.withLock(parsed.cid, async () => {
       // Re-check under the lock: the copy read may already have been replaced by a good one.
-      if (this.entries.get(parsed.cid) !== entry || (await this.fileMatches(parsed))) return;
-      this.forget(parsed.cid);
-      this.emit("removed", parsed.cid, "corrupt");
-      await rm(this.chunkPath(parsed), { force: true });
+      if (this.entries.get(parsed.cid) !== entry || (await this.fileMatches(parsed, entry))) return;
+      this.forgetAndReport(parsed.cid, "corrupt");
+      await rm(this.pathOf(parsed, entry), { force: true });
     });
   }
 
-  private async fileMatches(parsed: ParsedCid): Promise<boolean> {
+  private async fileMatches(parsed: ParsedCid, entry: Entry): Promise<boolean> {
     const hash = createHash("sha256");
     try {
-      for await (const piece of createReadStream(this.chunkPath(parsed), { highWaterMark: SCRUB_READ_BYTES })) hash.update(piece as Buffer);
+      for await (const piece of createReadStream(this.pathOf(parsed, entry), { highWaterMark: SCRUB_READ_BYTES })) hash.update(piece as Buffer);
     } catch (error) {
       if (errorCode(error) === "ENOENT") return false;
       throw error;
@@ -575,19 +801,28 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     return hash.digest().equals(parsed.digest);
   }
 
-  private insert(cid: string, sizeBytes: number, lastAccessMs: number): void {
+  private insert(cid: string, sizeBytes: number, lastAccessMs: number, pendingPath?: string): void {
     const pinned = this.pins.has(cid);
-    const entry: Entry = { sizeBytes, pinned, lastAccessMs };
+    const entry: Entry = { sizeBytes, pinned, lastAccessMs, pendingPath };
     this.entries.set(cid, entry);
     this.usedBytes += sizeBytes;
     if (pinned) this.pinnedBytes += sizeBytes;
     else this.evictable.set(cid, entry);
   }
 
+  /** Unindexes a chunk and emits `removed`, unless it was pending and so never announced. */
+  private forgetAndReport(cid: string, reason: RemovalReason): Entry | undefined {
+    const announced = !this.unsynced.has(cid);
+    const entry = this.forget(cid);
+    if (entry && announced) this.emit("removed", cid, reason);
+    return entry;
+  }
+
   private forget(cid: string): Entry | undefined {
     const entry = this.entries.get(cid);
     if (!entry) return undefined;
     this.entries.delete(cid);
+    this.unsynced.delete(cid);
     this.evictable.delete(cid);
     this.usedBytes -= entry.sizeBytes;
     if (entry.pinned) this.pinnedBytes -= entry.sizeBytes;
@@ -607,6 +842,11 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   /** The only place a chunk path is made, and only from a parsed (canonical) CID. */
   private chunkPath(parsed: ParsedCid): string {
     return join(this.chunksDir, shardOf(parsed.digest), parsed.cid);
+  }
+
+  /** Where an indexed chunk's bytes are now: its temp file while pending, else its committed file. */
+  private pathOf(parsed: ParsedCid, entry: Entry): string {
+    return entry.pendingPath ?? this.chunkPath(parsed);
   }
 
   private translateDiskFull(error: unknown, cid: string): unknown {

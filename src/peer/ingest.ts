@@ -140,12 +140,16 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   const cids: string[] = [];
   const sealedSizes: number[] = [];
   const seen = new Set<string>();
+  /** Chunks new to the local store, announced once flushed (group commit: nothing is announced that a power cut could lose). */
+  const unannounced: string[] = [];
   const storeSealed = async (cid: string, sealed: Uint8Array, isData: boolean) => {
-    const { added } = await deps.store.put(cid, sealed, { pin: true });
+    // Trusted: `cid` was computed from these very bytes by sealing them in this process (the store skips its re-hash).
+    // sync: false: durable at the flush below, before anything is pinned, announced or returned.
+    const { added } = await deps.store.putTrusted(cid, sealed, { pin: true, sync: false });
     if (added) {
       if (isData) counters.newChunks++;
       counters.storedBytes += sealed.length;
-      deps.announcer?.announce([cid]);
+      unannounced.push(cid);
     }
     if (!isData) counters.manifestBytes += sealed.length;
     if (seen.has(cid)) return;
@@ -209,7 +213,9 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     root = await storeManifestFitting(rootManifest, storeManifest, fileManifestOfEntry);
     sendTotalBytes = sealedSizes.reduce((a, b) => a + b, 0) * (targets.length + (options.cold ? 1 : 0));
     progress("replicate", replicator.report().sentBytes, sendTotalBytes);
-    await replicator.finish();
+    // Make the local copies durable (one group commit) while the pushes finish; only then announce them.
+    await Promise.all([deps.store.flush(), replicator.finish()]);
+    deps.announcer?.announce(unannounced);
     if (deps.targets && targets.length > 0) await replicator.replaceFailed(deps.targets, deps.store, cids, bytesTotal);
   } catch (error) {
     // Nothing may keep pushing after put has failed (what was stored stays pinned: a re-put is cheap).

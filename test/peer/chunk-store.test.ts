@@ -7,7 +7,7 @@ import { execFile, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseCid } from "../../src/core/cid.js";
 import { cleanupTempFiles, isTempFileName, writeFileAtomic } from "../../src/peer/atomic-file.js";
 import { ChunkStore, shardOf } from "../../src/peer/chunk-store.js";
+import { Writeback, writeTempFile, type WritebackOutcome } from "../../src/peer/pending-files.js";
 import { chunkStoreContract, makeChunk, recordEvents } from "./store-contract.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -115,6 +116,27 @@ describe("writeFileAtomic", () => {
     expect(await cleanupTempFiles(dir)).toBe(2);
     expect(await readdir(dir)).toEqual(["keep"]);
     expect(await cleanupTempFiles(join(dir, "missing"))).toBe(0);
+  });
+});
+
+describe("pending files (group commit)", () => {
+  it("writes temp files without clobbering, and fsyncs queued ones in order, skipping what is no longer wanted", async () => {
+    const paths = await Promise.all([1, 2, 3, 4].map((i) => writeTempFile(dir, new Uint8Array(1000).fill(i))));
+    expect(paths.every((p) => isTempFileName(p))).toBe(true);
+    expect((await readFile(paths[2]))[0]).toBe(3);
+    await rm(paths[3]); // vanished (a flush renamed it): no outcome
+    const outcomes: [number, WritebackOutcome][] = [];
+    const writeback = new Writeback();
+    paths.forEach((path, i) => writeback.add(path, () => i !== 1, (outcome) => outcomes.push([i, outcome])));
+    await writeback.idle();
+    expect(outcomes).toEqual([
+      [0, "done"],
+      [2, "done"],
+    ]);
+    // It starts again for later files.
+    writeback.add(paths[0], () => true, (outcome) => outcomes.push([0, outcome]));
+    await writeback.idle();
+    expect(outcomes).toHaveLength(3);
   });
 });
 
@@ -240,6 +262,54 @@ describe("ChunkStore on disk", () => {
     await store.close();
   });
 
+  it("keeps group-commit chunks in temp files until flush renames them, and leaves no temp file behind", async () => {
+    const store = await ChunkStore.open(dir, { limitBytes: 3000 });
+    const [a, b, c, d] = ["a", "b", "c", "d"].map((l) => makeChunk(`group-disk-${l}`, 1000));
+    await store.putTrusted(a.cid, a.bytes, { pin: true, sync: false });
+    await store.putTrusted(b.cid, b.bytes, { sync: false });
+    await store.putTrusted(c.cid, c.bytes, { sync: false });
+    let files = await filesUnder(dir);
+    expect(files.filter((f) => f.startsWith("chunks/")).every((f) => isTempFileName(f.split("/").pop()!))).toBe(true);
+    expect(files.filter((f) => f.startsWith("chunks/"))).toHaveLength(3);
+    expect(files).toContain(`pins/${a.cid}`);
+    await store.putTrusted(d.cid, d.bytes, { sync: false }); // evicts b while it is pending: its temp file goes
+    await store.flush();
+    files = await filesUnder(dir);
+    expect(files.filter((f) => isTempFileName(f.split("/").pop()!))).toEqual([]);
+    expect(files.filter((f) => f.startsWith("chunks/")).sort()).toEqual([a, c, d].map((x) => relative(dir, chunkFile(dir, x.cid))).sort());
+    for (const x of [a, c, d]) expect(new Uint8Array(await readFile(chunkFile(dir, x.cid)))).toEqual(x.bytes);
+    await store.close();
+  });
+
+  it("drops a pending chunk it cannot make durable, announces nothing of it and rejects the flush", async () => {
+    const store = await ChunkStore.open(dir);
+    const events = recordEvents(store);
+    const lost = makeChunk("group-lost", 2000);
+    const kept = makeChunk("group-kept", 2000);
+    await store.putTrusted(lost.cid, lost.bytes, { pin: true, sync: false });
+    await store.putTrusted(kept.cid, kept.bytes, { pin: true, sync: false });
+    // The temp file disappears before the flush (as a failed fsync would leave it worthless).
+    const shardDir = join(dir, "chunks", shardOf(parseCid(lost.cid).digest));
+    for (const name of await readdir(shardDir)) if (isTempFileName(name) && (await readFile(join(shardDir, name))).equals(lost.bytes)) await rm(join(shardDir, name));
+    await expect(store.flush()).rejects.toMatchObject({ code: "ENOENT" });
+    expect(store.has(lost.cid)).toBe(false);
+    expect(store.isPinned(lost.cid)).toBe(true); // a pin waiting for its chunk, as after a crash
+    expect(events.added).toEqual([[kept.cid, 2000]]);
+    expect(events.removed).toEqual([]);
+    expect(await store.get(kept.cid)).toEqual(kept.bytes);
+    await store.close();
+  });
+
+  it("putTrusted believes its caller: a wrong CID is stored as given, and scrub is what catches it", async () => {
+    const store = await ChunkStore.open(dir);
+    const claimed = makeChunk("trusted-claimed", 1000);
+    const actual = makeChunk("trusted-actual", 1000);
+    await expect(store.put(claimed.cid, actual.bytes)).rejects.toMatchObject({ code: "chunk_mismatch" });
+    expect(await store.putTrusted(claimed.cid, actual.bytes)).toEqual({ added: true });
+    expect(await store.scrub()).toEqual({ checked: 1, corrupt: [claimed.cid] });
+    await store.close();
+  });
+
   it("forgets a chunk whose file vanished behind its back", async () => {
     const store = await ChunkStore.open(dir);
     const events = recordEvents(store);
@@ -314,6 +384,29 @@ describe("ChunkStore across processes", () => {
     for (const killAfterLines of killPoints) {
       await churnThenKill(root, 6 * 1024 * 1024, killAfterLines, mustHavePinned);
       await checkStoreOnDisk(root, mustHavePinned);
+    }
+  });
+
+  it("loses only unflushed chunks, cleanly, when a group-committing writer is SIGKILLed at random instants", async () => {
+    const root = join(dir, "group-store");
+    const flushed = new Set<string>();
+    for (let round = 0; round < 4; round++) {
+      const killAfterLines = Math.floor(Math.random() * 40);
+      const child = spawn(process.execPath, ["--import", "tsx", WRITER, "group", root], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+      children.add(child);
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+      const closed = new Promise<NodeJS.Signals | null>((resolve) => child.on("close", (_code, signal) => resolve(signal)));
+      let seen = 0;
+      let ready = false;
+      for await (const line of createInterface({ input: child.stdout })) {
+        const [word, cid] = line.split(" ");
+        if (word === "ready") ready = true;
+        else if (word === "flushed") flushed.add(cid);
+        if (ready && seen++ === killAfterLines) child.kill("SIGKILL");
+      }
+      expect(await closed, `writer should be killed by the test; stderr:\n${stderr}`).toBe("SIGKILL");
+      await checkStoreOnDisk(root, flushed);
     }
   });
 

@@ -257,6 +257,30 @@ describe("put → get round trip", () => {
   });
 });
 
+describe("put durability", () => {
+  it("announces and pins only chunks already durable, and returns with nothing pending", async () => {
+    const data = randomBytes(20 * MiB + 7); // large enough for the seal workers
+    const publisher = await openStore("publisher");
+    const durableWhenAnnounced: boolean[] = [];
+    const durableWhenPinned: boolean[] = [];
+    const isDurable = (cid: string) => [...publisher.list()].some((c) => c.cid === cid);
+    const announcer = { announce: (cids: string[]) => cids.forEach((cid) => durableWhenAnnounced.push(isDurable(cid))) };
+    const targets: ReplicaTargets = {
+      place: async () => [],
+      pin: async (cids) => void cids.forEach((cid) => durableWhenPinned.push(isDurable(cid))),
+    };
+    const r = await put(await inputFile("f.bin", data), publisher, { replicas: 2 }, { announcer, targets });
+    expect(durableWhenAnnounced).toHaveLength(r.chunks + 1);
+    expect(durableWhenPinned).toHaveLength(r.chunks + 1);
+    expect(durableWhenAnnounced.every(Boolean) && durableWhenPinned.every(Boolean)).toBe(true);
+    expect([...publisher.list()]).toHaveLength(publisher.stats().chunks);
+    // And what was stored reads back as the same file.
+    const out = join(root, "f.out");
+    await getLink(r.link, { output: out }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("p", publisher)]) });
+    expect(Buffer.compare(await readFile(out), data)).toBe(0);
+  });
+});
+
 describe("put options and bad input", () => {
   it("private keys: round-trips, and nothing de-duplicates across puts", async () => {
     const data = randomBytes(600 * KiB);

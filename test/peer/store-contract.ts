@@ -17,7 +17,7 @@ import type { ChunkStore, RemovalReason } from "../../src/peer/chunk-store.js";
 /** The part of ChunkStore's surface the contract exercises. */
 export type ContractStore = Pick<
   ChunkStore,
-  "has" | "sizeBytes" | "isPinned" | "get" | "openRead" | "put" | "pin" | "unpin" | "delete" | "list" | "stats" | "on" | "close"
+  "has" | "sizeBytes" | "isPinned" | "get" | "openRead" | "put" | "putTrusted" | "flush" | "pin" | "unpin" | "delete" | "list" | "stats" | "on" | "close"
 >;
 
 export interface ChunkStoreFactory<S extends ContractStore> {
@@ -330,6 +330,103 @@ export function chunkStoreContract<S extends ContractStore>(name: string, factor
       const { cid, bytes } = makeChunk("closed", 10);
       await store.close();
       await expect(store.put(cid, bytes)).rejects.toMatchObject({ code: "store_closed" });
+      await expect(store.putTrusted(cid, bytes)).rejects.toMatchObject({ code: "store_closed" });
+      await expect(store.flush()).rejects.toMatchObject({ code: "store_closed" });
+    });
+
+    describe("trusted puts and group commit", () => {
+      it("putTrusted stores and pins like put, still checking the CID's form and the size limit", async () => {
+        const store = await open();
+        const events = recordEvents(store);
+        const { cid, bytes } = makeChunk("trusted", 5 * KIB);
+        expect(await store.putTrusted(cid, bytes, { pin: true })).toEqual({ added: true });
+        expect(await store.putTrusted(cid, bytes)).toEqual({ added: false });
+        expect(await store.get(cid)).toEqual(bytes);
+        expect(store.isPinned(cid)).toBe(true);
+        expect(events.added).toEqual([[cid, bytes.length]]);
+        for (const [, bad] of INVALID_CIDS) await expect(store.putTrusted(bad, bytes)).rejects.toMatchObject({ code: "invalid_cid" });
+      });
+
+      it("makes { sync: false } puts readable at once but announces them (added, list) only when flushed", async () => {
+        const store = await open();
+        const events = recordEvents(store);
+        const chunks = [1, 2, 3].map((i) => makeChunk(`group-${i}`, i * 3 * KIB));
+        for (const c of chunks) expect(await store.putTrusted(c.cid, c.bytes, { pin: true, sync: false })).toEqual({ added: true });
+        expect(await store.putTrusted(chunks[0].cid, chunks[0].bytes, { sync: false })).toEqual({ added: false });
+        for (const c of chunks) {
+          expect(store.has(c.cid)).toBe(true);
+          expect(store.isPinned(c.cid)).toBe(true);
+          expect(await store.get(c.cid)).toEqual(c.bytes);
+          expect(await readAll((await store.openRead(c.cid, { start: 1 }))!.stream)).toEqual(c.bytes.slice(1));
+        }
+        expect(store.stats()).toMatchObject({ chunks: 3, usedBytes: 18 * KIB, pinnedBytes: 18 * KIB });
+        expect([...store.list()]).toEqual([]);
+        expect(events.added).toEqual([]);
+
+        await store.flush();
+        expect(events.added).toEqual(chunks.map((c) => [c.cid, c.bytes.length]));
+        expect(new Set([...store.list()].map((c) => c.cid))).toEqual(new Set(chunks.map((c) => c.cid)));
+        for (const c of chunks) expect(await store.get(c.cid)).toEqual(c.bytes);
+        await store.flush(); // nothing pending: a no-op
+        expect(events.added).toHaveLength(3);
+      });
+
+      it("lets a durable put of a pending chunk make it durable at once", async () => {
+        const store = await open();
+        const events = recordEvents(store);
+        const { cid, bytes } = makeChunk("pending-then-sync", 2 * KIB);
+        await store.putTrusted(cid, bytes, { sync: false });
+        expect(events.added).toEqual([]);
+        expect(await store.put(cid, bytes)).toEqual({ added: false });
+        expect(events.added).toEqual([[cid, bytes.length]]);
+        expect([...store.list()].map((c) => c.cid)).toEqual([cid]);
+        await store.flush();
+        expect(events.added).toHaveLength(1);
+      });
+
+      it("deletes and evicts pending chunks without announcing their removal", async () => {
+        const store = await open({ limitBytes: 3 * KIB });
+        const events = recordEvents(store);
+        const [a, b, c, d] = ["a", "b", "c", "d"].map((l) => makeChunk(`pending-gone-${l}`, KIB));
+        await store.putTrusted(a.cid, a.bytes, { sync: false });
+        await store.putTrusted(b.cid, b.bytes, { sync: false });
+        expect(await store.delete(a.cid)).toBe(true);
+        await store.putTrusted(c.cid, c.bytes, { sync: false });
+        await store.putTrusted(d.cid, d.bytes, { sync: false });
+        await store.putTrusted(a.cid, a.bytes, { sync: false }); // evicts b, the least recently used
+        expect(store.has(b.cid)).toBe(false);
+        expect(events.removed).toEqual([]);
+        await store.flush();
+        expect(new Set(events.added.map(([cid]) => cid))).toEqual(new Set([a.cid, c.cid, d.cid]));
+        expect(store.stats()).toMatchObject({ chunks: 3, usedBytes: 3 * KIB });
+        for (const x of [a, c, d]) expect(await store.get(x.cid)).toEqual(x.bytes);
+      });
+
+      it("serves every pending chunk while a flush commits them", async () => {
+        const store = await open();
+        const chunks = Array.from({ length: 24 }, (_, i) => makeChunk(`flush-race-${i}`, 20 * KIB + i));
+        for (const c of chunks) await store.putTrusted(c.cid, c.bytes, { sync: false });
+        const reads = chunks.flatMap((c) => [store.get(c.cid), store.openRead(c.cid).then((r) => (r ? readAll(r.stream) : null))]);
+        await store.flush();
+        const results = await Promise.all(reads);
+        results.forEach((got, i) => expect(got).toEqual(chunks[i >> 1].bytes));
+      });
+
+      describe.runIf(factory.reopen !== undefined)("persistence", () => {
+        it("keeps flushed chunks across a reopen, and close() flushes what is pending", async () => {
+          let store = await open();
+          const flushed = makeChunk("group-flushed", 4 * KIB);
+          const atClose = makeChunk("group-at-close", 5 * KIB);
+          await store.putTrusted(flushed.cid, flushed.bytes, { pin: true, sync: false });
+          await store.flush();
+          await store.putTrusted(atClose.cid, atClose.bytes, { pin: true, sync: false });
+          store = await reopen(store);
+          expect(await store.get(flushed.cid)).toEqual(flushed.bytes);
+          expect(await store.get(atClose.cid)).toEqual(atClose.bytes);
+          expect(store.isPinned(atClose.cid)).toBe(true);
+          expect(store.stats()).toMatchObject({ chunks: 2, usedBytes: 9 * KIB, pinnedBytes: 9 * KIB });
+        });
+      });
     });
 
     describe.runIf(factory.reopen !== undefined)("persistence", () => {

@@ -1,0 +1,62 @@
+/**
+ * The seal pool's worker thread (seal-pool.ts): seals the chunks it is sent
+ * with node:crypto and hands the sealed bytes back by transfer, not by copy.
+ * Posts "ready" once loaded, which is how the pool tells a worker that could
+ * not start from one that crashed later.
+ *
+ * A chunk whose buffer has CHUNK_TAG_BYTES to spare after the plaintext (the
+ * pool's copies do) is sealed in place: ciphertext and tag overwrite the
+ * plaintext, so the sealed chunk needs no new buffer. That is
+ * sealChunkNative's own sequence (native-chunk-cipher.ts: plaintext SHA-256,
+ * key, nonce, AES-256-GCM, CID from the SHA-256 of ciphertext + tag) with
+ * the join written into the spare room; seal-pool.test.ts checks the output
+ * against sealChunkNative byte for byte. Other chunks go through
+ * sealChunkNative itself.
+ */
+import { createCipheriv, createHash } from "node:crypto";
+import { parentPort } from "node:worker_threads";
+import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
+import { cidFromSha256 } from "../core/cid.js";
+import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256, sealChunkNative } from "./native-chunk-cipher.js";
+import type { SealReply, SealRequest } from "./seal-pool.js";
+
+if (!parentPort) throw new Error("seal-worker.ts runs only as a worker thread (see seal-pool.ts)");
+const port = parentPort;
+
+port.on("message", ({ id, buffer, lengthBytes, keying }: SealRequest) => {
+  let reply: SealReply;
+  try {
+    const spare = buffer.byteLength - lengthBytes >= CHUNK_TAG_BYTES;
+    const sealed = spare ? sealInPlace(new Uint8Array(buffer), lengthBytes, keying) : sealChunkNative(new Uint8Array(buffer, 0, lengthBytes), keying);
+    reply = { id, ...sealed, sealed: transferable(sealed.sealed) };
+  } catch (error) {
+    const { name, message } = error instanceof Error ? error : { name: "Error", message: String(error) };
+    reply = { id, error: { name, message } };
+  }
+  port.postMessage(reply, "sealed" in reply ? [reply.sealed.buffer as ArrayBuffer] : []);
+});
+
+port.postMessage({ ready: true });
+
+/** sealChunkNative, writing ciphertext || tag over the plaintext at the start of `bytes`. */
+function sealInPlace(bytes: Uint8Array, lengthBytes: number, keying: ChunkKeying): SealedChunk {
+  const plaintext = bytes.subarray(0, lengthBytes);
+  const plaintextSha256 = keying.mode === "convergent" ? nativeSha256(plaintext) : undefined;
+  const key = nativeChunkKeyFor(keying, plaintextSha256);
+  const cipher = createCipheriv("aes-256-gcm", key, nativeChunkNonce(key), { authTagLength: CHUNK_TAG_BYTES });
+  const ciphertext = cipher.update(plaintext);
+  if (cipher.final().length !== 0) throw new Error("aes-256-gcm: unexpected output from final()");
+  const tag = cipher.getAuthTag();
+  const cid = cidFromSha256(createHash("sha256").update(ciphertext).update(tag).digest());
+  bytes.set(ciphertext, 0);
+  bytes.set(tag, lengthBytes);
+  const sealed = bytes.subarray(0, lengthBytes + CHUNK_TAG_BYTES);
+  return plaintextSha256 ? { key, sealed, cid, plaintextSha256 } : { key, sealed, cid };
+}
+
+/** The sealed bytes in a buffer of their own (a small Buffer shares Node's pool and must not be transferred). */
+function transferable(sealed: Uint8Array): Uint8Array {
+  const whole = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength && sealed.buffer instanceof ArrayBuffer;
+  // `new Uint8Array(view)` copies (Buffer#slice would not).
+  return whole ? sealed : new Uint8Array(sealed);
+}

@@ -1,0 +1,151 @@
+/**
+ * The seal pool (src/peer/seal-pool.ts) against the in-thread sealing it
+ * replaces: the same bytes, keys, CIDs and plaintext hashes for every input
+ * shape, errors that surface instead of hanging, and the in-thread fallback
+ * when workers cannot start. Real worker threads running the real
+ * seal-worker.ts through tsx, as ingest runs them.
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ChunkKeying } from "../../src/core/chunk-cipher.js";
+import { sealChunkNative } from "../../src/peer/native-chunk-cipher.js";
+import { acquireSealPool, SealPool, SealWorkerError } from "../../src/peer/seal-pool.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const CRASHING = new URL("./fixtures/crashing-seal-worker.ts", import.meta.url);
+const BROKEN = new URL("./fixtures/broken-seal-worker.ts", import.meta.url);
+
+const pools: SealPool[] = [];
+afterEach(async () => {
+  for (const pool of pools.splice(0)) await pool.close();
+});
+
+async function startedPool(options: ConstructorParameters<typeof SealPool>[0] = {}): Promise<SealPool> {
+  const pool = new SealPool(options);
+  pools.push(pool);
+  await pool.whenStarted();
+  return pool;
+}
+
+const convergent: ChunkKeying = { mode: "convergent", convergenceSecret: new Uint8Array(32).fill(7) };
+const privateKeying = (chunkIndex: number): ChunkKeying => ({ mode: "private", fileKey: new Uint8Array(32).fill(3), chunkIndex });
+
+function expectSameSeal(actual: Awaited<ReturnType<SealPool["seal"]>>, expected: ReturnType<typeof sealChunkNative>): void {
+  expect(actual.cid).toBe(expected.cid);
+  expect(Buffer.compare(actual.sealed, expected.sealed)).toBe(0);
+  expect(Buffer.compare(actual.key, expected.key)).toBe(0);
+  if (expected.plaintextSha256) expect(Buffer.compare(actual.plaintextSha256!, expected.plaintextSha256)).toBe(0);
+  else expect(actual.plaintextSha256).toBeUndefined();
+}
+
+describe("SealPool", () => {
+  it("seals on its workers exactly as in-thread sealing does, for every size and both keyings", async () => {
+    const pool = await startedPool({ size: 2 });
+    expect(pool.stats()).toMatchObject({ workers: 2, ready: 2, failedToStart: 0 });
+    const sizes = [0, 1, 15, 16, 17, 4 * KiB - 1, 4 * KiB, 64 * KiB + 3, 1 * MiB, 4 * MiB];
+    let index = 0;
+    for (const sizeBytes of sizes) {
+      for (const keying of [convergent, privateKeying(index++)]) {
+        const plaintext = new Uint8Array(randomBytes(sizeBytes));
+        const expected = sealChunkNative(plaintext, keying);
+        expectSameSeal(await pool.seal(new Uint8Array(plaintext), keying), expected);
+      }
+    }
+    expect(pool.stats()).toMatchObject({ sealedInWorkers: sizes.length * 2, sealedInThread: 0 });
+  });
+
+  it("copies by default, leaving the caller's bytes intact, and takes the buffer when asked to transfer it", async () => {
+    const pool = await startedPool({ size: 1 });
+    const big = new Uint8Array(randomBytes(300 * KiB));
+    const before = Buffer.from(big);
+    const view = big.subarray(1000, 1000 + 200 * KiB);
+    expectSameSeal(await pool.seal(view, convergent), sealChunkNative(view, convergent));
+    expect(Buffer.compare(big, before)).toBe(0);
+    // Node Buffers from the shared 8 KiB pool are views too: copied, never transferred.
+    const pooled = Buffer.from("small chunk from the Buffer pool");
+    expectSameSeal(await pool.seal(pooled, convergent), sealChunkNative(Buffer.from("small chunk from the Buffer pool"), convergent));
+    expect(pooled.toString()).toBe("small chunk from the Buffer pool");
+
+    // Transferred, exactly the plaintext's size: sealed with sealChunkNative in the worker.
+    const exact = new Uint8Array(randomBytes(100 * KiB));
+    const expectedExact = sealChunkNative(exact, privateKeying(1));
+    const sealingExact = pool.seal(exact, privateKeying(1), { transfer: true });
+    expect(exact.byteLength).toBe(0); // handed over, not copied
+    expectSameSeal(await sealingExact, expectedExact);
+    // Transferred with room to spare: sealed in place.
+    const roomy = new Uint8Array(64 * KiB + 100);
+    roomy.set(randomBytes(64 * KiB));
+    const expectedRoomy = sealChunkNative(roomy.subarray(0, 64 * KiB), convergent);
+    expectSameSeal(await pool.seal(roomy.subarray(0, 64 * KiB), convergent, { transfer: true }), expectedRoomy);
+    await expect(pool.seal(big.subarray(1), convergent, { transfer: true })).rejects.toBeInstanceOf(RangeError);
+    expect(pool.stats()).toMatchObject({ sealedInWorkers: 4, sealedInThread: 0 });
+  });
+
+  it("keeps order-independent results under many concurrent seals", async () => {
+    const pool = await startedPool({ size: 2 });
+    const plaintexts = Array.from({ length: 40 }, (_, i) => new Uint8Array(randomBytes(1 + i * 3001)));
+    const expected = plaintexts.map((p, i) => sealChunkNative(p, privateKeying(i)));
+    const results = await Promise.all(plaintexts.map((p, i) => pool.seal(new Uint8Array(p), privateKeying(i))));
+    results.forEach((r, i) => expectSameSeal(r, expected[i]));
+  });
+
+  it("rejects bad input with the same kind of error as in-thread sealing, and stays usable", async () => {
+    const pool = await startedPool({ size: 1 });
+    const shortSecret: ChunkKeying = { mode: "convergent", convergenceSecret: new Uint8Array(4) };
+    let inThread: unknown;
+    try {
+      sealChunkNative(new Uint8Array(10), shortSecret);
+    } catch (error) {
+      inThread = error;
+    }
+    const fromPool = await pool.seal(new Uint8Array(10), shortSecret).catch((error: unknown) => error);
+    expect(fromPool).toBeInstanceOf((inThread as Error).constructor);
+    expect((fromPool as Error).message).toBe((inThread as Error).message);
+    expectSameSeal(await pool.seal(new Uint8Array(10), convergent), sealChunkNative(new Uint8Array(10), convergent));
+  });
+
+  it("turns a worker that dies mid-chunk into a SealWorkerError for that chunk and every later one, not a hang", async () => {
+    const pool = await startedPool({ size: 1, workerModule: CRASHING });
+    expect(pool.stats().ready).toBe(1);
+    const error = await pool.seal(new Uint8Array(1000), convergent).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SealWorkerError);
+    expect(error).toMatchObject({ code: "seal_worker_failed" });
+    expect((error as Error).message).toMatch(/exited with code 3/);
+    expect(pool.isBroken).toBe(true);
+    await expect(pool.seal(new Uint8Array(10), convergent)).rejects.toBeInstanceOf(SealWorkerError);
+  });
+
+  it("seals in the calling thread, with the same output, when no worker can start", async () => {
+    const pool = await startedPool({ size: 2, workerModule: BROKEN });
+    expect(await pool.whenStarted()).toBe(0);
+    expect(pool.stats()).toMatchObject({ ready: 0, failedToStart: 2 });
+    const plaintext = new Uint8Array(randomBytes(50 * KiB));
+    expectSameSeal(await pool.seal(plaintext, convergent), sealChunkNative(plaintext, convergent));
+    expect(pool.stats()).toMatchObject({ sealedInWorkers: 0, sealedInThread: 1 });
+  });
+
+  it("rejects chunks still in a worker when closed", async () => {
+    const pool = new SealPool({ size: 1 });
+    await pool.whenStarted();
+    const pending = pool.seal(new Uint8Array(4 * MiB), convergent);
+    await pool.close();
+    // Either it finished before the close or it was cut off: never left pending.
+    const outcome = await pending.then(() => "sealed", (e: unknown) => (e instanceof SealWorkerError ? "rejected" : e));
+    expect(["sealed", "rejected"]).toContain(outcome);
+    await expect(pool.seal(new Uint8Array(1), convergent)).rejects.toBeInstanceOf(SealWorkerError);
+  });
+
+  it("shares one pool per process while it is in use", async () => {
+    const a = acquireSealPool();
+    const b = acquireSealPool();
+    try {
+      expect(a.pool).toBe(b.pool);
+      await a.pool.whenStarted();
+      expectSameSeal(await b.pool.seal(new Uint8Array(100), convergent), sealChunkNative(new Uint8Array(100), convergent));
+    } finally {
+      a.release();
+      b.release();
+    }
+  });
+});
