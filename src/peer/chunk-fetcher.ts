@@ -24,6 +24,7 @@
  * store may evict) and announced, so this peer becomes a provider.
  */
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { parseCid } from "../core/cid.js";
 import { PeercloudError } from "../core/errors.js";
 import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-scheduler.js";
@@ -83,6 +84,8 @@ const CANCELLED = Symbol("cancelled");
 interface PieceLog {
   providersSeen: number;
   lastError?: string;
+  /** Why the latest provider lookup failed (e.g. the edge is unreachable); cleared by a lookup that answers. */
+  lookupError?: string;
   coldAbsent: boolean;
 }
 
@@ -110,6 +113,9 @@ export class ChunkFetcher {
   ) {
     this.scheduler = new ChunkScheduler(pieces.length, { ...options, hasCold: deps.cold !== undefined });
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+    // Every sink still waiting listens on it (the ordered emitter: up to a window of pieces), more than
+    // Node's default of 10 before it prints a MaxListenersExceededWarning on stderr.
+    setMaxListeners(0, this.ending.signal);
     this.digests = pieces.map((p) => parseCid(p.cid).digest);
     this.logs = pieces.map(() => ({ providersSeen: 0, coldAbsent: false }));
     this.register({ id: SELF_SOURCE_ID, kind: "local", fetch: (cid) => this.readSelf(cid) });
@@ -195,9 +201,10 @@ export class ChunkFetcher {
           this.controllers.delete(`lookup/${piece}`);
         }
         this.logs[piece].providersSeen += ids.length;
+        this.logs[piece].lookupError = undefined;
       }
     } catch (error) {
-      this.logs[piece].lastError = `provider lookup failed: ${messageOf(error)}`;
+      this.logs[piece].lastError = this.logs[piece].lookupError = `provider lookup failed: ${messageOf(error)}`;
     }
     this.scheduler.lookupResult(piece, ids);
   }
@@ -231,6 +238,10 @@ export class ChunkFetcher {
     }
     const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length);
     for (const loser of cancel) this.controllers.get(`${piece}/${loser}`)?.abort(CANCELLED);
+    // The scheduler's state changed now, not when the sink finishes: a sink may wait long (an ordered
+    // stream's reorder buffer behind a hung head piece), and the loop must see the full window to start
+    // the head-of-line duplicate that unblocks it.
+    this.wake();
     if (!accepted) return;
     if (source.kind === "peer") this.counts.fromPeers++;
     else if (source.kind === "r2") this.counts.fromCold++;
@@ -276,7 +287,7 @@ export class ChunkFetcher {
   private unavailable(piece: number, more: number): ChunkUnavailableError {
     const log = this.logs[piece];
     const cold = this.deps.cold ? (log.coldAbsent ? "not in cold storage" : "cold storage failed") : "no cold storage configured";
-    const peers = log.providersSeen === 0 ? "no provider" : `every provider failed (last: ${log.lastError ?? "unknown"})`;
+    const peers = log.providersSeen === 0 ? (log.lookupError ?? "no provider") : `every provider failed (last: ${log.lastError ?? "unknown"})`;
     return new ChunkUnavailableError(this.pieces[piece].cid, `${peers} and ${cold}${more > 0 ? ` (and ${more} more chunk(s) unavailable)` : ""}`);
   }
 
