@@ -31,6 +31,8 @@ import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-s
 import type { SourceStats } from "./source-scores.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
+import type { SwarmBoard, SwarmProgress } from "./swarm.js";
+import { SwarmWatcher } from "./swarm-watcher.js";
 
 /** Id of this peer's own store as a source. */
 export const SELF_SOURCE_ID = "self";
@@ -46,6 +48,14 @@ export interface FetchDeps {
   providers?: ProviderDirectory;
   cold?: ColdStore;
   announcer?: Announcer;
+  /** This peer's board of downloads (the daemon's, served to other peers): with it, a fetch that names a `swarm` joins it. */
+  swarmBoard?: SwarmBoard;
+}
+
+/** Which swarm a file's fetch belongs to (swarm.ts). */
+export interface SwarmTicket {
+  key: string;
+  rootCid: string;
 }
 
 export interface FetcherOptions extends Omit<SchedulerOptions, "hasCold"> {
@@ -54,7 +64,15 @@ export interface FetcherOptions extends Omit<SchedulerOptions, "hasCold"> {
   signal?: AbortSignal;
   /** Remote misbehaviour, one line each (for logs; never thrown). */
   onWarning?: (message: string) => void;
+  /** Trade pieces with the other downloaders of this file (needs deps.swarmBoard and deps.providers). */
+  swarm?: SwarmTicket;
+  /** Between two polls of one swarm member. Default 150 ms. */
+  swarmPollMs?: number;
 }
+
+/** In a swarm, pieces whose providers are looked up ahead (ready pieces are what rarest first chooses from). */
+const SWARM_LOOKAHEAD = 1024;
+const SWARM_LOOKUP_CONCURRENCY = 64;
 
 /**
  * Receives each verified sealed chunk once; the chunk's window slot is freed
@@ -105,13 +123,23 @@ export class ChunkFetcher {
   private readonly counts = { fromPeers: 0, fromCold: 0, fromLocal: 0 };
   /** Cache writes in progress, by CID. */
   private readonly caching = new Map<string, Promise<void>>();
+  /** This fetch's progress as other swarm members see it (null outside a swarm). */
+  private readonly swarm: SwarmProgress | null = null;
 
   constructor(
     private readonly pieces: readonly FetchPiece[],
     private readonly deps: FetchDeps,
     private readonly options: FetcherOptions = {},
   ) {
-    this.scheduler = new ChunkScheduler(pieces.length, { ...options, hasCold: deps.cold !== undefined });
+    const swarming = options.swarm !== undefined && deps.swarmBoard !== undefined && deps.providers !== undefined && pieces.length > 1;
+    this.scheduler = new ChunkScheduler(pieces.length, {
+      ...(swarming
+        ? { lookaheadPieces: Math.min(pieces.length, SWARM_LOOKAHEAD), lookupConcurrency: SWARM_LOOKUP_CONCURRENCY, tieBreakSeed: (Math.random() * 2 ** 32) >>> 0 }
+        : {}),
+      ...options,
+      hasCold: deps.cold !== undefined,
+    });
+    if (swarming) this.swarm = deps.swarmBoard!.open(options.swarm!.key, pieces.length);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     // Every sink still waiting listens on it (the ordered emitter: up to a window of pieces), more than
     // Node's default of 10 before it prints a MaxListenersExceededWarning on stderr.
@@ -132,6 +160,7 @@ export class ChunkFetcher {
     const signal = this.options.signal;
     const onAbort = () => this.fail(signal!.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
+    const watcher = this.swarm ? this.watchSwarm() : null;
     try {
       signal?.throwIfAborted();
       while (!this.scheduler.isSettled() && this.fatal === null) {
@@ -145,7 +174,8 @@ export class ChunkFetcher {
         const failed = this.scheduler.failedPieces();
         if (this.options.ordered && failed.length > 0 && this.scheduler.headPiece() >= Math.min(...failed)) break;
         if (this.scheduler.isSettled()) break;
-        if (this.pending.size === 0) throw new Error("ChunkFetcher: stalled with nothing in flight (scheduler bug)");
+        // Waiting only for deferred pieces is progress: another downloader delivers them, and its view wakes the loop.
+        if (this.pending.size === 0 && !(watcher && this.scheduler.hasDeferred())) throw new Error("ChunkFetcher: stalled with nothing in flight (scheduler bug)");
         await this.nextEvent();
       }
       const failed = [...this.scheduler.failedPieces()].sort((a, b) => a - b);
@@ -157,7 +187,32 @@ export class ChunkFetcher {
       this.ending.abort(this.fatal ?? CANCELLED);
       for (const controller of this.controllers.values()) controller.abort(CANCELLED);
       while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      await watcher;
+      if (this.swarm) this.deps.swarmBoard!.release(this.swarm);
     }
+  }
+
+  /** Polls the other members of the swarm until the run ends, feeding their views to the scheduler. */
+  private watchSwarm(): Promise<void> {
+    const { key, rootCid } = this.options.swarm!;
+    return new SwarmWatcher({
+      key,
+      rootCid,
+      pieces: this.pieces.length,
+      providers: this.deps.providers!,
+      signal: this.ending.signal,
+      pollMs: this.options.swarmPollMs,
+      onView: (source, held, inFlight) => {
+        this.register(source);
+        for (const piece of held) this.scheduler.addCandidate(piece, source.id);
+        this.scheduler.setRemoteInFlight(source.id, inFlight);
+        this.wake();
+      },
+      onGone: (sourceId) => {
+        this.scheduler.setRemoteInFlight(sourceId, []);
+        this.wake();
+      },
+    }).run();
   }
 
   /**
@@ -217,6 +272,8 @@ export class ChunkFetcher {
     this.controllers.set(key, controller);
     const timer = setTimeout(() => controller.abort(new PeercloudError("chunk_timeout", `no answer from ${sourceId} for ${cid} within ${this.requestTimeoutMs} ms`, 504)), this.requestTimeoutMs);
     let bytes: Uint8Array;
+    const remote = source.kind !== "local";
+    if (remote) this.swarm?.started(piece);
     try {
       bytes = await raceAbort(source.fetch(cid, controller.signal), controller.signal);
     } catch (error) {
@@ -227,6 +284,7 @@ export class ChunkFetcher {
     } finally {
       clearTimeout(timer);
       this.controllers.delete(key);
+      if (remote) this.swarm?.ended(piece);
     }
     // The local store re-hashed its copy already (readSelf); everything else is hashed here.
     const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
@@ -246,22 +304,30 @@ export class ChunkFetcher {
     if (source.kind === "peer") this.counts.fromPeers++;
     else if (source.kind === "r2") this.counts.fromCold++;
     else this.counts.fromLocal++;
-    const caching = this.cache(cid, bytes, sourceId);
+    const caching = this.cache(piece, bytes, sourceId);
     this.caching.set(cid, caching);
     try {
-      await Promise.all([caching, sink(piece, bytes, source, this.ending.signal)]);
+      await sink(piece, bytes, source, this.ending.signal);
     } finally {
+      // Even when the sink failed: the run must not end (and its caller remove the store) while a cache write runs.
+      await caching;
       this.caching.delete(cid);
     }
     this.scheduler.consumed(piece);
   }
 
-  /** Keeps a fetched chunk as an unpinned cache entry and announces it; best effort (a full store is not an error). */
-  private async cache(cid: string, sealed: Uint8Array, sourceId: string): Promise<void> {
-    if (sourceId === SELF_SOURCE_ID) return;
+  /**
+   * Keeps a fetched chunk as an unpinned cache entry and announces it, and
+   * tells the swarm this peer now serves it; best effort (a full store is
+   * not an error).
+   */
+  private async cache(piece: number, sealed: Uint8Array, sourceId: string): Promise<void> {
+    const cid = this.pieces[piece].cid;
+    if (sourceId === SELF_SOURCE_ID) return this.swarm?.holds(piece);
     try {
       const { added } = await this.deps.store.put(cid, sealed);
       if (added) this.deps.announcer?.announce([cid]);
+      this.swarm?.holds(piece);
     } catch {
       // StoreFullError, a closed store: the download itself does not need the cache.
     }

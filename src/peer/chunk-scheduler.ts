@@ -34,6 +34,16 @@
  *   providers are looked up again once (new providers appear as other
  *   downloaders finish), then the cold store (R2 through the edge) is tried;
  *   only when that fails too is the piece `failed`.
+ * - **Swarm views** (swarm.ts). While several peers download the same file,
+ *   each learns from the others which pieces they hold (`addCandidate`) and
+ *   which they are fetching right now (`setRemoteInFlight`). A piece whose
+ *   only holder is one source (typically the publisher, the swarm's
+ *   bottleneck) and that another downloader is already fetching is
+ *   *deferred*: it will have a second holder within one chunk time, and
+ *   asking the single holder for it again would spend the scarce upload on
+ *   a duplicate (BitTorrent's super-seeding, seen from the downloader side).
+ *   Ties in rarest first are broken by a per-download random order
+ *   (`tieBreakSeed`), so concurrent downloaders start on different pieces.
  * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
  *   a request in flight, idle slots are used to ask a second source for the
  *   pieces in flight (lowest first); the first valid answer wins and the
@@ -78,6 +88,8 @@ export interface SchedulerOptions {
   banAfterCorruptions?: number;
   /** Default 4. */
   banAfterConsecutiveFailures?: number;
+  /** Seed of the random order that breaks ties in rarest first; absent = lowest index first. */
+  tieBreakSeed?: number;
 }
 
 export interface Assignment {
@@ -107,7 +119,7 @@ interface Piece {
 
 export class ChunkScheduler {
   readonly pieceCount: number;
-  private readonly o: Required<SchedulerOptions>;
+  private readonly o: Required<Omit<SchedulerOptions, "tieBreakSeed">>;
   private readonly pieces: Piece[];
   private readonly sources: SourceScores;
   /** Pieces with known providers, not received, and no request in flight. */
@@ -124,6 +136,12 @@ export class ChunkScheduler {
   /** Lowest piece not consumed (ordered mode's head). */
   private head = 0;
   private readonly failed: number[] = [];
+  /** Rank among equally rare pieces (lower first): a seeded permutation, or the index. */
+  private readonly tieRank: Uint32Array | null;
+  /** Per source, the pieces its latest swarm view said it is fetching. */
+  private readonly remoteInFlight = new Map<string, readonly number[]>();
+  /** How many other downloaders are fetching each piece (sum over remoteInFlight). */
+  private readonly pendingElsewhere: Uint16Array;
 
   constructor(pieceCount: number, options: SchedulerOptions = {}) {
     if (!Number.isSafeInteger(pieceCount) || pieceCount < 0) throw new RangeError(`ChunkScheduler: pieceCount must be a non-negative integer, got ${pieceCount}`);
@@ -150,6 +168,8 @@ export class ChunkScheduler {
     this.sources = new SourceScores(this.o);
     this.pieceCount = pieceCount;
     this.pieces = Array.from({ length: pieceCount }, () => ({ state: "new" as PieceState, candidates: [], lookups: 0, attempts: new Map(), requests: new Set() }));
+    this.pendingElsewhere = new Uint16Array(pieceCount);
+    this.tieRank = options.tieBreakSeed === undefined ? null : shuffledRanks(pieceCount, options.tieBreakSeed);
     if (this.o.hasCold) this.addSource(COLD_SOURCE_ID, "r2");
   }
 
@@ -196,9 +216,41 @@ export class ChunkScheduler {
     if (p.state !== "looking-up") return;
     this.lookupsInFlight--;
     for (const id of sourceIds) if (!this.sources.has(id)) throw new Error(`ChunkScheduler.lookupResult: unknown source ${id}`);
-    p.candidates = sourceIds.filter((id) => id !== COLD_SOURCE_ID);
+    // Swarm candidates that arrived during the lookup are kept.
+    p.candidates = [...new Set([...sourceIds.filter((id) => id !== COLD_SOURCE_ID), ...p.candidates])];
     p.state = "ready";
     this.ready.add(piece);
+  }
+
+  /**
+   * A swarm view says `sourceId` (already added) holds `piece`. A piece not
+   * looked up yet becomes ready with it (the directory is asked only if
+   * every candidate fails); a ready one gains a candidate.
+   */
+  addCandidate(piece: number, sourceId: string): void {
+    const p = this.piece(piece);
+    if (!this.sources.has(sourceId)) throw new Error(`ChunkScheduler.addCandidate: unknown source ${sourceId}`);
+    if (p.candidates.includes(sourceId)) return;
+    const attempt = p.attempts.get(sourceId);
+    if (attempt?.final) return;
+    if (p.state === "new") {
+      const queued = this.relookups.indexOf(piece);
+      if (queued >= 0) this.relookups.splice(queued, 1);
+      p.candidates = [sourceId];
+      p.state = "ready";
+      this.ready.add(piece);
+    } else if (p.state === "ready" || p.state === "looking-up") {
+      p.candidates.push(sourceId);
+    }
+  }
+
+  /** A swarm view: the pieces `sourceId` is fetching now (replaces its previous view; [] forgets it). */
+  setRemoteInFlight(sourceId: string, pieces: readonly number[]): void {
+    for (const piece of this.remoteInFlight.get(sourceId) ?? []) this.pendingElsewhere[piece]--;
+    const valid = pieces.filter((piece) => Number.isSafeInteger(piece) && piece >= 0 && piece < this.pieceCount);
+    for (const piece of valid) this.pendingElsewhere[piece]++;
+    if (valid.length > 0) this.remoteInFlight.set(sourceId, valid);
+    else this.remoteInFlight.delete(sourceId);
   }
 
   /**
@@ -275,6 +327,12 @@ export class ChunkScheduler {
     this.advanceHead();
   }
 
+  /** Some ready piece waits for another downloader to finish fetching it (see "Swarm views"). */
+  hasDeferred(): boolean {
+    for (const piece of this.ready) if (this.isDeferred(piece)) return true;
+    return false;
+  }
+
   isFinished(): boolean {
     return this.finishedPieces === this.pieceCount;
   }
@@ -313,13 +371,28 @@ export class ChunkScheduler {
     return this.requestsInFlight + this.receivedUnconsumed;
   }
 
-  /** Ready pieces in the order they should start. */
+  /** Ready pieces in the order they should start (deferred ones left out). */
   private startOrder(): number[] {
     const order = [...this.ready];
     if (this.o.ordered) return order.sort((a, b) => a - b);
-    const holders = (piece: number) => this.pieces[piece].candidates.filter((id) => !this.sources.isBanned(id)).length;
-    const weight = new Map(order.map((piece) => [piece, holders(piece)]));
-    return order.sort((a, b) => weight.get(a)! - weight.get(b)! || a - b);
+    const weight = new Map<number, number>();
+    const startable: number[] = [];
+    for (const piece of order) {
+      if (this.isDeferred(piece)) continue;
+      weight.set(piece, this.holders(piece) + this.pendingElsewhere[piece]);
+      startable.push(piece);
+    }
+    const tie = this.tieRank;
+    return startable.sort((a, b) => weight.get(a)! - weight.get(b)! || (tie ? tie[a] - tie[b] : a - b));
+  }
+
+  private holders(piece: number): number {
+    return this.pieces[piece].candidates.filter((id) => !this.sources.isBanned(id)).length;
+  }
+
+  /** One holder, and another downloader is already getting the piece from there (see the header). */
+  private isDeferred(piece: number): boolean {
+    return this.pendingElsewhere[piece] > 0 && this.holders(piece) === 1;
   }
 
   private chooseSource(piece: number, p: Piece): string | "wait" | "relookup" | "failed" {
@@ -377,6 +450,7 @@ export class ChunkScheduler {
   /** Endgame and head-of-line duplicate requests, lowest piece first. */
   private duplicates(): Assignment[] {
     const lookupsPending = this.lookupsInFlight > 0 || this.relookups.length > 0 || this.lookupCursor < this.pieceCount;
+    // (Deferred pieces stay in `ready`: the endgame waits for them, they arrive elsewhere within a chunk time.)
     const endgame = !lookupsPending && this.ready.size === 0;
     const headBlocked = this.o.ordered && this.units() >= this.o.windowChunks && this.active.has(this.head);
     if (!endgame && !headBlocked) return [];
@@ -398,4 +472,24 @@ export class ChunkScheduler {
   private advanceHead(): void {
     while (this.head < this.pieceCount && this.pieces[this.head].state === "done") this.head++;
   }
+}
+
+/** A permutation's ranks from a 32-bit seed (mulberry32 + Fisher–Yates): the same seed, the same order. */
+function shuffledRanks(n: number, seed: number): Uint32Array {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const ranks = new Uint32Array(n);
+  order.forEach((piece, rank) => (ranks[piece] = rank));
+  return ranks;
 }

@@ -39,6 +39,8 @@ import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.
 import { LocalOperations, type DaemonState } from "./operations.js";
 import { TransferClient } from "./transfer-client.js";
 import { TransferServer } from "./transfer-server.js";
+import { SwarmBoard } from "./swarm.js";
+import { UploadLimiter } from "./upload-limiter.js";
 
 export interface PeerDaemonOptions {
   home: PeerHome;
@@ -47,6 +49,8 @@ export interface PeerDaemonOptions {
   host?: string;
   advertiseUrl?: string;
   storageLimitBytes?: number;
+  /** Most bytes per second the transfer server sends, all peers together. Default: unlimited. */
+  maxUploadBytesPerSecond?: number;
   /** Time between scrubs of the whole store. Default config.scrubIntervalMs, else 6 h. */
   scrubIntervalMs?: number;
   /** Notable events (connection changes, renewals, scrubs, warnings), for logs. */
@@ -153,7 +157,19 @@ export class PeerDaemon {
 
     const host = this.options.host ?? this.config.host ?? DEFAULT_HOST;
     const port = this.options.port ?? this.config.port;
-    this.transferServer = new TransferServer({ store, networkPublicKey: fromBase64Url(this.config.network.publicKey), host, port, maxChunkBytes: params.maxChunkBytes, signatureMaxSkewMs: params.signatureMaxSkewMs });
+    // Downloads run in this process, so other downloaders of the same file can see their progress here.
+    const swarmBoard = new SwarmBoard();
+    const uploadRate = this.options.maxUploadBytesPerSecond;
+    this.transferServer = new TransferServer({
+      store,
+      networkPublicKey: fromBase64Url(this.config.network.publicKey),
+      host,
+      port,
+      maxChunkBytes: params.maxChunkBytes,
+      signatureMaxSkewMs: params.signatureMaxSkewMs,
+      swarm: swarmBoard,
+      ...(uploadRate ? { uploadLimiter: new UploadLimiter({ bytesPerSecond: uploadRate }) } : {}),
+    });
     this.transferServer.on("warning", (w) => this.emit({ event: "transfer_warning", code: w.code, message: w.message, status: w.status }));
     const bound = await this.transferServer.listen().catch((error: NodeJS.ErrnoException) => {
       if (error.code === "EADDRINUSE") throw new PeercloudError("port_in_use", `port ${port} on ${host} is already in use; choose another with --port`, 409);
@@ -184,7 +200,11 @@ export class PeerDaemon {
     }
     conn.start();
 
-    const network = networkDeps({ directory: socketDirectory(conn, httpDirectory(edge, this.config.region)), transfer: this.transferClient, edge, selfNodeId: this.config.nodeId });
+    const network = {
+      ...networkDeps({ directory: socketDirectory(conn, httpDirectory(edge, this.config.region)), transfer: this.transferClient, edge, selfNodeId: this.config.nodeId }),
+      // Only a peer that serves chunks can trade them.
+      ...(provides ? { swarmBoard } : {}),
+    };
     const ops = new LocalOperations({ home, config: () => this.config, store, library: new Library(home.dir), network, daemon: () => this.state() });
     this.control = new ControlServer(ops, controlSocketPathFor(home.dir, home.controlSocketPath), (error) =>
       this.emit({ event: "control_error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) }),

@@ -29,7 +29,9 @@
  * applied masked with 0o755 (a publisher cannot make files group/world
  * writable or setuid here).
  * Directory files download one after another (each with full parallelism
- * across its chunks).
+ * across its chunks). With a swarm board (the daemon's), each file's fetch
+ * joins the swarm of everyone downloading the same link (swarm.ts), so
+ * concurrent downloaders trade pieces instead of all asking the publisher.
  */
 import { mkdir, stat, chmod } from "node:fs/promises";
 import { join, resolve, dirname } from "node:path";
@@ -107,6 +109,8 @@ class Download {
   private readonly counts = { fromPeers: 0, fromCold: 0, fromLocal: 0 };
   private readonly penalised = new Set<string>();
   private current: ChunkFetcher | null = null;
+  /** The link's manifest: its holders are the swarm of every file of this download (swarm.ts). */
+  private rootCid = "";
 
   constructor(
     private readonly options: GetOptions,
@@ -114,6 +118,7 @@ class Download {
   ) {}
 
   async run(rootCid: string, rootKey: Uint8Array): Promise<GetResult> {
+    this.rootCid = rootCid;
     this.progress("manifest");
     const sealed = await this.fetchObject(rootCid, undefined);
     const manifest = await openManifest(sealed, rootKey, rootCid, nodeChunkCipher);
@@ -233,7 +238,7 @@ class Download {
         if (this.options.verifyResumed !== false && !(await resumedChunkValid(part, job.chunks[index], offsets[index]))) part.unmark(index);
         else this.account(job.chunks[index].sizeBytes, 1, true);
       }
-      const fetcher = new ChunkFetcher(pieces, this.deps, this.options);
+      const fetcher = new ChunkFetcher(pieces, this.deps, { ...this.options, swarm: { key: job.id, rootCid: this.rootCid } });
       const partDone = (piece: number) => positionsOf[piece].every((pos) => part.isDone(pos));
       for (let piece = 0; piece < pieces.length; piece++) if (partDone(piece)) fetcher.markDone(piece);
       this.progress("fetch");

@@ -100,7 +100,12 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
       for (const info of found) {
         const address = transferAddress(info);
         if (info.nodeId === selfNodeId || info.state === "dead" || !address) continue;
-        sources.push({ id: info.nodeId, kind: "peer", fetch: (c, s) => transfer.getChunk(address, c, { signal: s }) });
+        sources.push({
+          id: info.nodeId,
+          kind: "peer",
+          fetch: (c, s) => transfer.getChunk(address, c, { signal: s }),
+          swarmView: (key, since, s) => transfer.swarmView(address, key, since, { signal: s }),
+        });
       }
       return sources;
     },

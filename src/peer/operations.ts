@@ -20,6 +20,7 @@ import type { Library, LibraryEntry } from "./library.js";
 import type { ProgressCallback } from "./progress.js";
 import type { Announcer, ColdStore, ProviderDirectory, ReplicaTargets } from "./sources.js";
 import type { TransferStats } from "./transfer-counters.js";
+import type { SwarmBoard } from "./swarm.js";
 import { fromBase64Url } from "../core/bytes.js";
 
 export type { PutResult } from "./ingest.js";
@@ -96,6 +97,8 @@ export interface NetworkDeps {
   targets?: ReplicaTargets;
   cold?: ColdStore;
   announcer?: Announcer;
+  /** The daemon's downloads as shown to other peers (swarm.ts); one-shot sessions have none. */
+  swarmBoard?: SwarmBoard;
 }
 
 export interface LocalOperationsContext {

@@ -28,6 +28,8 @@ export interface ChunkSource {
   readonly kind: SourceKind;
   /** The sealed bytes, unverified. */
   fetch(cid: string, signal: AbortSignal): Promise<Uint8Array>;
+  /** The source's swarm view of a file (swarm.ts), unverified; null when it has none. Peers only. */
+  swarmView?(key: string, since: number, signal: AbortSignal): Promise<unknown>;
 }
 
 /** Who holds a chunk: the region directory's FIND_PROVIDERS, resolved to transfer clients. */

@@ -22,6 +22,7 @@ import { parseCid } from "../core/cid.js";
 import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
+import { SWARM_PATH_PREFIX } from "./swarm.js";
 
 export type TransferErrorCode = "peer_unreachable" | "chunk_not_found" | "session_refused" | "transfer_failed";
 
@@ -82,6 +83,8 @@ interface Reply {
 }
 
 const SESSION_PATH = "/v1/session";
+/** A bitmap of a million pieces plus a window of in-flight pieces, as JSON. */
+const MAX_SWARM_REPLY_BYTES = 1 << 20;
 const MAX_JSON_REPLY_BYTES = 64 * 1024;
 const SESSION_ERROR_CODES = new Set(["session_required", "bad_session", "session_expired"]);
 const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EADDRNOTAVAIL", "ECONNABORTED", "ETIMEDOUT"]);
@@ -130,6 +133,22 @@ export class TransferClient {
     );
     const parsed = parseJson(reply.body) as { added?: unknown } | null;
     return { added: parsed?.added === true };
+  }
+
+  /**
+   * The peer's swarm view of one file (swarm.ts), parsed JSON but unchecked
+   * (the caller validates it against what it expects); null when the peer
+   * has no download of that key.
+   */
+  async swarmView(peerAddress: string, key: string, since: number, options: RequestOptions = {}): Promise<unknown> {
+    const path = `${SWARM_PATH_PREFIX}${encodeURIComponent(key)}?since=${since}`;
+    try {
+      const reply = await this.withSession(peerAddress, options.signal, (peer, token) => this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, MAX_SWARM_REPLY_BYTES));
+      return parseJson(reply.body);
+    } catch (err) {
+      if (err instanceof TransferError && err.status === 404) return null;
+      throw err;
+    }
   }
 
   /** Drops the agent and session of a peer that went away. */

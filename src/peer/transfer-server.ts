@@ -7,6 +7,7 @@
  *   GET  /v1/chunks/:cid   Bearer session → the sealed chunk, streamed from the store
  *   HEAD /v1/chunks/:cid   Bearer session → existence and Content-Length
  *   PUT  /v1/chunks/:cid   Bearer session with role publisher or service → store a pinned replica
+ *   GET  /v1/swarm/:key    Bearer session → this peer's progress on a file it downloads (swarm.ts)
  *
  * Why this shape: the expensive proof (certificate + Ed25519 signature, nonce
  * claimed so a captured request cannot be replayed) happens once per
@@ -23,12 +24,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { parseCid } from "../core/cid.js";
-import { AuthError, isPeercloudError, NotFoundError, PeercloudError } from "../core/errors.js";
+import { AuthError, isPeercloudError, NotFoundError, PeercloudError, ValidationError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import type { Role } from "../core/roles.js";
 import { verifySignedRequest } from "../core/signed-request.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { NonceCache } from "./nonce-cache.js";
+import type { UploadLimiter } from "./upload-limiter.js";
+import { checkSwarmKey, SWARM_PATH_PREFIX, type SwarmBoard } from "./swarm.js";
 import { SessionTokens, type SessionClaims } from "./session-token.js";
 import { TransferCounters, type TransferStats } from "./transfer-counters.js";
 import { declaredLength, headerValue, HttpMethodError, JSON_TYPE, readSmallBody, safeDeclaredLength, sendJson } from "./transfer-http.js";
@@ -62,6 +65,10 @@ export interface TransferServerOptions {
   /** Remembered session-request nonces beyond this make new sessions wait (503). Default 100,000. */
   maxRememberedNonces?: number;
   sessions?: SessionTokens;
+  /** Caps the bytes per second chunk responses send (all together). Absent: unlimited. */
+  uploadLimiter?: UploadLimiter;
+  /** This peer's downloads, shown to the other members of their swarms. Absent: GET /v1/swarm answers 404. */
+  swarm?: SwarmBoard;
   now?: () => number;
 }
 
@@ -177,6 +184,11 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
         if (req.method !== "POST") throw new HttpMethodError("POST");
         return await this.openSession(req, res, url);
       }
+      if (path.startsWith(SWARM_PATH_PREFIX)) {
+        if (req.method !== "GET") throw new HttpMethodError("GET");
+        this.authenticate(req);
+        return this.serveSwarmView(res, path.slice(SWARM_PATH_PREFIX.length), queryAt < 0 ? "" : url.slice(queryAt + 1));
+      }
       if (!path.startsWith(CHUNK_PREFIX)) throw new NotFoundError("not_found", `no route for ${req.method} ${path.slice(0, 100)}`);
       const claims = this.authenticate(req);
       const { cid } = parseCid(path.slice(CHUNK_PREFIX.length));
@@ -228,7 +240,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
     this.counters.activeTransfers++;
     try {
-      await pipeline(read.stream, res);
+      if (this.options.uploadLimiter) await pipeline(read.stream, this.options.uploadLimiter.throttle(), res);
+      else await pipeline(read.stream, res);
     } catch {
       // The reader went away mid-chunk: pipeline already closed the file and the socket.
       this.counters.error("aborted");
@@ -239,6 +252,21 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     }
     this.counters.served(claims.nodeId, bytes);
     this.emit("served", { cid, bytes, nodeId: claims.nodeId });
+  }
+
+  private serveSwarmView(res: ServerResponse, encodedKey: string, query: string): void {
+    let key: string;
+    try {
+      key = checkSwarmKey(decodeURIComponent(encodedKey));
+    } catch (error) {
+      if (error instanceof URIError) throw new ValidationError("swarm key is not valid percent-encoding", "bad_swarm_key");
+      throw error;
+    }
+    const sinceText = new URLSearchParams(query).get("since") ?? "0";
+    if (!/^\d{1,9}$/.test(sinceText)) throw new ValidationError("since must be a non-negative integer", "bad_since");
+    const view = this.options.swarm?.view(key, Number(sinceText));
+    if (!view) throw new NotFoundError("no_swarm", "this peer is not downloading that file");
+    sendJson(res, 200, view);
   }
 
   private headChunk(res: ServerResponse, cid: string): void {

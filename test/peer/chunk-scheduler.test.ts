@@ -230,3 +230,74 @@ describe("ChunkScheduler", () => {
     expect(() => new ChunkScheduler(-1)).toThrow(RangeError);
   });
 });
+
+describe("ChunkScheduler in a swarm", () => {
+  it("breaks rarest-first ties in a seeded random order: two downloaders start on different pieces", () => {
+    const first = (seed: number) => ready(64, () => ["origin"], { windowChunks: 4, perSourceInFlight: 4, endgame: false, tieBreakSeed: seed }).nextRequests().map((a) => a.piece);
+    const a = first(1);
+    const b = first(2);
+    expect(a).toHaveLength(4);
+    expect(first(1)).toEqual(a); // deterministic for a seed
+    expect(a).not.toEqual([0, 1, 2, 3]);
+    expect(a.filter((piece) => b.includes(piece)).length).toBeLessThan(4);
+  });
+
+  it("defers a piece another downloader is fetching from its only holder, and starts it once that downloader holds it", () => {
+    const s = ready(3, () => ["origin"], { windowChunks: 8, perSourceInFlight: 8, endgame: false });
+    s.addSource("peer-b", "peer");
+    s.setRemoteInFlight("peer-b", [0]);
+    expect(s.nextRequests().map((a) => a.piece).sort()).toEqual([1, 2]);
+    expect(s.hasDeferred()).toBe(true);
+    expect(s.nextRequests()).toEqual([]);
+    // peer-b received it: now two holders; the busy origin has more load, so peer-b is asked.
+    s.setRemoteInFlight("peer-b", []);
+    s.addCandidate(0, "peer-b");
+    expect(s.hasDeferred()).toBe(false);
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "peer-b", duplicate: false }]);
+  });
+
+  it("stops deferring when the other downloader is forgotten", () => {
+    const s = ready(1, () => ["origin"], { endgame: false });
+    s.addSource("peer-b", "peer");
+    s.setRemoteInFlight("peer-b", [0]);
+    expect(s.nextRequests()).toEqual([]);
+    s.setRemoteInFlight("peer-b", []);
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "origin", duplicate: false }]);
+  });
+
+  it("fetches pieces held only by the origin before pieces other downloaders also hold", () => {
+    const s = ready(4, () => ["origin"], { windowChunks: 1, perSourceInFlight: 4, endgame: false });
+    s.addSource("peer-b", "peer");
+    for (const piece of [0, 1, 3]) s.addCandidate(piece, "peer-b");
+    expect(s.nextRequests()).toEqual([{ piece: 2, sourceId: "origin", duplicate: false }]);
+  });
+
+  it("makes a piece not looked up yet ready from a swarm view alone, and keeps swarm candidates across a lookup", () => {
+    const s = new ChunkScheduler(2, { lookaheadPieces: 1, lookupConcurrency: 1, endgame: false });
+    s.addSource("origin", "peer");
+    s.addSource("peer-b", "peer");
+    expect(s.nextLookups()).toEqual([0]);
+    s.addCandidate(0, "peer-b"); // arrives while the lookup is in flight
+    s.addCandidate(1, "peer-b"); // never looked up
+    s.lookupResult(0, ["origin"]);
+    const started = s.nextRequests();
+    expect(started.map((a) => a.piece).sort()).toEqual([0, 1]);
+    expect(started.find((a) => a.piece === 1)!.sourceId).toBe("peer-b");
+    // Both sources for piece 0: a failure at one leaves the other.
+    const zero = started.find((a) => a.piece === 0)!;
+    s.requestFailed(0, zero.sourceId, "absent");
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: zero.sourceId === "origin" ? "peer-b" : "origin", duplicate: false }]);
+  });
+
+  it("ignores views naming pieces out of range, and candidates for pieces already done", () => {
+    const s = ready(2, () => ["origin"], { endgame: false });
+    s.addSource("peer-b", "peer");
+    s.setRemoteInFlight("peer-b", [-1, 2, 1.5]);
+    expect(s.hasDeferred()).toBe(false);
+    const all = s.nextRequests();
+    all.forEach((a) => succeed(s, a));
+    s.addCandidate(0, "peer-b");
+    expect(s.isFinished()).toBe(true);
+    expect(s.nextRequests()).toEqual([]);
+  });
+});

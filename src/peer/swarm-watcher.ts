@@ -1,0 +1,118 @@
+/**
+ * The downloader's side of a swarm (swarm.ts): finds the other members
+ * (holders of the root manifest, through the directory) and polls each for
+ * its view of the file, reporting what they hold and fetch to the fetcher.
+ *
+ * One loop per member, each with at most one request in flight, so a slow
+ * or dead member delays only its own news. A member that fails
+ * `maxFailures` polls in a row is forgotten (its in-flight pieces stop
+ * deferring anything) until the next membership refresh finds it again. A
+ * member whose view is `complete` holds the whole file: it is not polled
+ * again. Everything a member says is checked (parseSwarmView) before use.
+ */
+import type { ChunkSource, ProviderDirectory } from "./sources.js";
+import { heldPieces, parseSwarmView, type SwarmView } from "./swarm.js";
+
+export interface SwarmWatcherOptions {
+  /** The file's swarm key (see swarm.ts). */
+  key: string;
+  /** The root manifest whose holders are the swarm's members. */
+  rootCid: string;
+  pieces: number;
+  providers: ProviderDirectory;
+  /** A member's news: pieces it holds (new since its last view), and all it fetches now. */
+  onView(source: ChunkSource, held: number[], inFlight: number[]): void;
+  /** A member stopped answering: forget what it was fetching. */
+  onGone(sourceId: string): void;
+  /** Ends the watch. */
+  signal: AbortSignal;
+  /** Between two polls of one member. Default 150 ms. */
+  pollMs?: number;
+  /** Between two membership lookups. Default 1000 ms. */
+  refreshMs?: number;
+  /** Failed polls in a row before a member is forgotten. Default 3. */
+  maxFailures?: number;
+}
+
+type Member = ChunkSource & Required<Pick<ChunkSource, "swarmView">>;
+
+export class SwarmWatcher {
+  private readonly watching = new Map<string, Promise<void>>();
+  /** Members that hold the whole file: nothing more to learn from them. */
+  private readonly complete = new Set<string>();
+  private readonly pollMs: number;
+  private readonly refreshMs: number;
+  private readonly maxFailures: number;
+
+  constructor(private readonly o: SwarmWatcherOptions) {
+    this.pollMs = o.pollMs ?? 150;
+    this.refreshMs = o.refreshMs ?? 1000;
+    this.maxFailures = o.maxFailures ?? 3;
+  }
+
+  /** Runs until the signal aborts; never rejects. */
+  async run(): Promise<void> {
+    const { signal } = this.o;
+    while (!signal.aborted) {
+      try {
+        for (const source of await this.o.providers.providers(this.o.rootCid, signal)) {
+          if (source.swarmView && !this.watching.has(source.id) && !this.complete.has(source.id)) this.watch(source as Member);
+        }
+      } catch {
+        // The directory is unreachable for now: the members already known keep being polled.
+      }
+      await pause(this.refreshMs, signal);
+    }
+    await Promise.allSettled(this.watching.values());
+  }
+
+  private watch(member: Member): void {
+    const done = this.poll(member).finally(() => this.watching.delete(member.id));
+    this.watching.set(member.id, done);
+  }
+
+  private async poll(member: Member): Promise<void> {
+    const { signal } = this.o;
+    let since = 0;
+    let failures = 0;
+    while (!signal.aborted) {
+      let view: SwarmView | null = null;
+      try {
+        view = parseSwarmView(await member.swarmView(this.o.key, since, signal), this.o.pieces);
+      } catch {
+        view = null;
+      }
+      if (signal.aborted) return;
+      if (!view) {
+        // Not (yet) downloading this file, gone, or talking nonsense.
+        if (++failures >= this.maxFailures) {
+          this.o.onGone(member.id);
+          return;
+        }
+      } else {
+        failures = 0;
+        // A cursor ahead of the member's log means it restarted: the next answer is a full bitmap.
+        since = view.seq;
+        this.o.onView(member, heldPieces(view), view.complete ? [] : view.inFlight);
+        if (view.complete) {
+          this.complete.add(member.id);
+          return;
+        }
+      }
+      await pause(this.pollMs, signal);
+    }
+  }
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
