@@ -16,12 +16,14 @@
  *
  * Where sharding starts: a Durable Object is single-threaded, so one region
  * object is bounded by (a) messages/s — Cloudflare documents a soft limit
- * of ~1,000 requests/s per object (DESIGN measured ~8,500 small messages/s
- * locally through a bare hibernating object) — and (b) its SQLite size
- * (10 GB: some 40M replica rows). Heartbeats cost nothing here (pings are
- * auto-answered), so (a) is status reports plus inventory churn plus
- * lookups: at one status per 5 minutes that is ~33 msg/s per 10k peers,
- * leaving room to ~100k peers if lookups go peer-to-peer. Past that, or
+ * of ~1,000 requests/s per object; bench:edge measured this object at
+ * ~1,600 msgs/s of its real message mix in local workerd, against ~22,000
+ * for a bare echo object) — and (b) its SQLite size (10 GB at the measured
+ * 320 B per replica row: ~31M replica rows). Heartbeats cost nothing here
+ * (pings are auto-answered), so (a) is status reports plus inventory churn
+ * plus lookups: ~17 messages per peer-hour, which keeps one object under
+ * half of 1,000/s up to ~100k peers (docs/operations.md, "Capacity and
+ * cost"). Past that, or
  * past (b), the region splits into objects named `<region>/<hex prefix>`:
  * peers connect to the shard of their node-ID prefix (FIND_NODE asks the
  * target's shard, then its neighbours until k are found) and the replica
