@@ -47,6 +47,8 @@ import type { Role } from "../../src/core/roles.js";
 import { EdgeClient } from "../../src/peer/edge-client.js";
 import { PeerHome } from "../../src/peer/home.js";
 import { nodeChunkCipher } from "../../src/peer/native-chunk-cipher.js";
+import type { GetResult } from "../../src/peer/download.js";
+import type { PutResult } from "../../src/peer/ingest.js";
 import { startLocalEdge, type LocalEdge, type LocalEdgeOptions } from "./local-edge.js";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -434,31 +436,9 @@ export class TestPeer {
   }
 }
 
-export interface PutJson {
-  link: string;
-  cid: string;
-  bytes: number;
-  chunks: number;
-  replicasAchieved: number;
-  replicaPeers: string[];
-  coldChunks: number;
-  [field: string]: unknown;
-}
-
-export interface GetJson {
-  path: string;
-  kind: "file" | "directory";
-  manifestCid: string;
-  bytes: number;
-  files: number;
-  chunks: number;
-  fromPeers: number;
-  fromCold: number;
-  fromLocal: number;
-  resumedChunks: number;
-  sourcesPenalised: string[];
-  [field: string]: unknown;
-}
+/** What `put --json` and `get --json` print: the library's results (src/peer/ingest.ts, download.ts). */
+export type PutJson = PutResult & { [field: string]: unknown };
+export type GetJson = GetResult & { [field: string]: unknown };
 
 export function parseJsonResult<T>(result: CliResult, what: string): T {
   const describe = () => `${what}: exit ${result.code} (signal ${result.signal})\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`;
