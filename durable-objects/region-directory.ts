@@ -36,7 +36,7 @@ import { Router, error, type IRequest } from "itty-router";
 import * as v from "valibot";
 import { NotFoundError, PeercloudError, ValidationError } from "../src/core/errors.js";
 import { suspectAfterMs } from "../src/core/liveness.js";
-import { MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type DirectoryToPeer, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
+import { MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
 import type { NetworkParams } from "../src/core/params.js";
 import { paramsFromEnv } from "../src/core/params-env.js";
 import { parseJsonText, parseWith } from "../src/core/validate.js";

@@ -100,7 +100,7 @@ chunks.get("/chunks/:cid", async (c) => {
     return new Response(null, { status: 200, headers });
   }
   if (matchesEtag(c.req.header("if-none-match"), cid)) {
-    (await bucket.head(cid)) ?? notFound(cid);
+    if (!(await bucket.head(cid))) notFound(cid);
     headers.delete("content-type");
     return new Response(null, { status: 304, headers });
   }

@@ -215,7 +215,10 @@ export class Directory {
   counts(): { alive: number; suspect: number; dead: number } {
     let alive = 0;
     let suspect = 0;
-    for (const p of this.live.values()) p.state === "alive" ? alive++ : suspect++;
+    for (const p of this.live.values()) {
+      if (p.state === "alive") alive++;
+      else suspect++;
+    }
     return { alive, suspect, dead: this.peerStore.countDead() };
   }
 

@@ -157,7 +157,8 @@ export function heldPieces(view: SwarmView): number[] {
 
 /** Validates a swarm key from a URL path (already percent-decoded). */
 export function checkSwarmKey(key: string): string {
-  if (key.length === 0 || key.length > MAX_SWARM_KEY_LENGTH || /[\u0000-\u001f]/.test(key)) {
+  const control = [...key].some((ch) => ch.charCodeAt(0) < 0x20);
+  if (key.length === 0 || key.length > MAX_SWARM_KEY_LENGTH || control) {
     throw new ValidationError(`swarm key must be 1 to ${MAX_SWARM_KEY_LENGTH} printable characters`, "bad_swarm_key");
   }
   return key;

@@ -43,18 +43,18 @@ export class UploadLimiter {
 
   /** A stream stage that passes bytes through at the shared rate. */
   throttle(): Transform {
-    const limiter = this;
-    return new Transform({
-      transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+    const stream: Transform = new Transform({
+      transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) => {
         void (async () => {
-          for (let at = 0; at < chunk.length; at += limiter.burstBytes) {
-            const slice = chunk.subarray(at, at + limiter.burstBytes);
-            await limiter.take(slice.length);
-            this.push(slice);
+          for (let at = 0; at < chunk.length; at += this.burstBytes) {
+            const slice = chunk.subarray(at, at + this.burstBytes);
+            await this.take(slice.length);
+            stream.push(slice);
           }
         })().then(() => callback(), callback);
       },
     });
+    return stream;
   }
 
   private async wait(bytes: number): Promise<void> {

@@ -19,7 +19,10 @@ import type { Env as EdgeEnv } from "../../workers/env.js";
 import { TEST_ADMIN_SECRET, TEST_EDGE_SIGNING_KEY } from "./secrets.js";
 
 declare global {
+  // The pool's typed `env` is declared by augmenting this namespace (its documented pattern).
+  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Cloudflare {
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
     interface Env extends EdgeEnv {}
   }
 }
