@@ -34,7 +34,11 @@
  *
  * The chunker is incremental and portable: push() bytes as they arrive and
  * take the chunks it returns, then finish(). It keeps at most one maximum
- * chunk of unfinished bytes, whatever the stream length.
+ * chunk of unfinished bytes, whatever the stream length. FastCdcCursor finds
+ * the same boundaries in bytes the caller keeps contiguous, without copying
+ * them, and takes another implementation of the hot loop (GearScanner): the
+ * native peer's ingest runs it as WebAssembly over shared memory
+ * (src/peer/gear-scan-wasm.ts).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { utf8 } from "./bytes.js";
@@ -140,8 +144,7 @@ export class FastCdcChunker {
   readonly minChunkBytes: number;
   readonly avgChunkBytes: number;
   readonly maxChunkBytes: number;
-  private readonly maskSmall: number;
-  private readonly maskLarge: number;
+  private readonly params: ResolvedOptions;
   /** Bytes of the current (unfinished) chunk, copied from earlier pushes. */
   private pending: Uint8Array | null = null;
   private pendingBytes = 0;
@@ -155,8 +158,7 @@ export class FastCdcChunker {
     this.minChunkBytes = resolved.minChunkBytes;
     this.avgChunkBytes = resolved.avgChunkBytes;
     this.maxChunkBytes = resolved.maxChunkBytes;
-    this.maskSmall = resolved.maskSmall;
-    this.maskLarge = resolved.maskLarge;
+    this.params = resolved;
   }
 
   /** Bytes received but not yet returned in a chunk (at most maxChunkBytes - 1). */
@@ -170,7 +172,7 @@ export class FastCdcChunker {
     const chunks: Chunk[] = [];
     let start = 0;
     while (start < data.length) {
-      const end = this.findCut(data, start);
+      const end = this.cutIn(data, start);
       if (end < 0) {
         this.keep(data.subarray(start));
         break;
@@ -216,53 +218,143 @@ export class FastCdcChunker {
    * `pendingBytes` bytes came earlier). Returns the index in `data` just past
    * the chunk's last byte, or -1 if the chunk continues past `data`; in that
    * case `this.fp` holds the fingerprint to resume from.
-   *
-   * A byte at chunk position `p` is at data index `base + p`. The positions
-   * fall in four phases: skipped [0, min-32), warm-up [min-32, min-1), small
-   * mask [min-1, avg-1), large mask [avg-1, max-1); a cut is forced at max.
    */
-  private findCut(data: Uint8Array, start: number): number {
-    const base = start - this.pendingBytes;
-    const dataEnd = data.length;
-    const minAt = base + this.minChunkBytes;
-    let fp = this.fp;
+  private cutIn(data: Uint8Array, start: number): number {
+    const cut = findCut(data, start - this.pendingBytes, start, data.length, this.fp, this.params, JS_GEAR_SCANNER);
+    if (cut < 0) this.fp = resumeFp;
+    return cut;
+  }
+}
 
-    // Warm-up: hash without testing (at most 31 bytes, a plain byte loop).
-    let i = Math.max(start, minAt - WINDOW_BYTES);
-    let stop = Math.min(dataEnd, minAt - 1);
-    for (; i < stop; i++) fp = ((fp << 1) + GEAR[data[i]]) | 0;
+/**
+ * The Gear hash's hot loop, behind an interface so that a native peer can
+ * run it as WebAssembly over shared memory (src/peer/gear-scan-wasm.ts)
+ * while the portable core keeps the plain-JavaScript one. Every
+ * implementation must give the same answers (test/core/chunker.test.ts
+ * cross-checks them).
+ */
+export interface GearScanner {
+  /**
+   * Rolls the Gear hash over data[from, to) starting from `fp` and returns
+   * the index just past the first byte where `fp & mask === 0`, or -1, after
+   * which `fp` holds the fingerprint at `to`.
+   */
+  scan(data: Uint8Array, from: number, to: number, fp: number, mask: number): number;
+  readonly fp: number;
+}
 
-    // Before the average: the harder mask; after it: the easier one.
-    i = Math.max(i, minAt - 1);
-    stop = Math.min(dataEnd, base + this.avgChunkBytes - 1);
-    if (i < stop) {
-      const cut = scan(data, i, stop, fp, this.maskSmall);
-      if (cut >= 0) return cut;
-      fp = scanFp;
-      i = stop;
+/** Fingerprint to resume from after findCut() returned -1 (an out-parameter, to avoid allocating). */
+let resumeFp = 0;
+
+/**
+ * The cut search, shared by FastCdcChunker and FastCdcCursor. The current
+ * chunk starts at `data` index `base` (negative when its first bytes are
+ * held elsewhere, as FastCdcChunker's carried-over bytes are), bytes before
+ * `start` were already hashed into `fp`, and data[start, end) are new.
+ * Returns the index just past the chunk's last byte, or -1 if the chunk
+ * continues past `end`; then `resumeFp` holds the fingerprint to resume
+ * from.
+ *
+ * A byte at chunk position `p` is at data index `base + p`. The positions
+ * fall in four phases: skipped [0, min-32), warm-up [min-32, min-1), small
+ * mask [min-1, avg-1), large mask [avg-1, max-1); a cut is forced at max.
+ */
+function findCut(data: Uint8Array, base: number, start: number, end: number, fp: number, params: ResolvedOptions, scanner: GearScanner): number {
+  const minAt = base + params.minChunkBytes;
+
+  // Warm-up: hash without testing (at most 31 bytes, a plain byte loop).
+  let i = Math.max(start, minAt - WINDOW_BYTES);
+  let stop = Math.min(end, minAt - 1);
+  for (; i < stop; i++) fp = ((fp << 1) + GEAR[data[i]]) | 0;
+
+  // Before the average: the harder mask; after it: the easier one.
+  i = Math.max(i, minAt - 1);
+  stop = Math.min(end, base + params.avgChunkBytes - 1);
+  if (i < stop) {
+    const cut = scanner.scan(data, i, stop, fp, params.maskSmall);
+    if (cut >= 0) return cut;
+    fp = scanner.fp;
+    i = stop;
+  }
+  i = Math.max(i, base + params.avgChunkBytes - 1);
+  stop = Math.min(end, base + params.maxChunkBytes - 1);
+  if (i < stop) {
+    const cut = scanner.scan(data, i, stop, fp, params.maskLarge);
+    if (cut >= 0) return cut;
+    fp = scanner.fp;
+  }
+
+  if (base + params.maxChunkBytes <= end) return base + params.maxChunkBytes;
+  resumeFp = fp;
+  return -1;
+}
+
+/**
+ * FastCDC over bytes the caller keeps contiguous, with no copies: the
+ * current chunk's bytes so far are data[chunkStart, end), all in one array.
+ * When a chunk continues past `end`, the caller brings more bytes right
+ * after them (moving the unfinished chunk's bytes elsewhere first if it
+ * must, and passing their new `chunkStart`). The boundaries are exactly
+ * FastCdcChunker's. The native ingest (src/peer/ingest-file.ts) uses it to
+ * chunk file data in place, in memory that seal workers read directly.
+ */
+export class FastCdcCursor {
+  readonly minChunkBytes: number;
+  readonly avgChunkBytes: number;
+  readonly maxChunkBytes: number;
+  private readonly params: ResolvedOptions;
+  /** Bytes of the current chunk already hashed or skipped (chunk-relative, so it survives a move). */
+  private seenBytes = 0;
+  private fp = 0;
+
+  constructor(
+    options: ChunkerOptions = {},
+    private readonly scanner: GearScanner = JS_GEAR_SCANNER,
+  ) {
+    const resolved = resolveChunkerOptions(options);
+    this.minChunkBytes = resolved.minChunkBytes;
+    this.avgChunkBytes = resolved.avgChunkBytes;
+    this.maxChunkBytes = resolved.maxChunkBytes;
+    this.params = resolved;
+  }
+
+  /**
+   * The end (exclusive index) of the chunk that starts at `chunkStart`, whose
+   * bytes so far are data[chunkStart, end); the next chunk starts there. Or
+   * -1 when the chunk continues past `end` (it is then shorter than
+   * maxChunkBytes). At the end of the stream, data[chunkStart, end) is the
+   * last chunk, if not empty.
+   */
+  next(data: Uint8Array, chunkStart: number, end: number): number {
+    if (!(chunkStart >= 0 && chunkStart <= end && end <= data.length)) throw new RangeError(`FastCdcCursor.next: need 0 <= chunkStart <= end <= data.length`);
+    const seen = chunkStart + this.seenBytes;
+    if (seen > end) throw new RangeError("FastCdcCursor.next: fewer bytes than the chunk already had");
+    const cut = findCut(data, chunkStart, seen, end, this.fp, this.params, this.scanner);
+    if (cut >= 0) {
+      this.seenBytes = 0;
+      this.fp = 0;
+    } else {
+      this.seenBytes = end - chunkStart;
+      this.fp = resumeFp;
     }
-    i = Math.max(i, base + this.avgChunkBytes - 1);
-    stop = Math.min(dataEnd, base + this.maxChunkBytes - 1);
-    if (i < stop) {
-      const cut = scan(data, i, stop, fp, this.maskLarge);
-      if (cut >= 0) return cut;
-      fp = scanFp;
-    }
+    return cut;
+  }
 
-    if (base + this.maxChunkBytes <= dataEnd) return base + this.maxChunkBytes;
-    this.fp = fp;
-    return -1;
+  /** Forgets the current chunk (the next call starts a new stream). */
+  reset(): void {
+    this.seenBytes = 0;
+    this.fp = 0;
   }
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Fingerprint after a scan() that found no cut (an out-parameter, to avoid allocating). */
-let scanFp = 0;
+let jsScanFp = 0;
 
 /**
  * The hot loop: rolls the Gear hash over data[from, to) starting from `fp`
  * and returns the index just past the first byte where `fp & mask === 0`,
- * or -1 (leaving the fingerprint in `scanFp`). The aligned middle is read
+ * or -1 (leaving the fingerprint in `jsScanFp`). The aligned middle is read
  * four bytes per load through a Uint32Array view: on V8 per-element loads and
  * their bounds checks, not the hash arithmetic, dominate a byte loop, so this
  * is ~2x faster than indexing the Uint8Array. Little-endian word order gives
@@ -297,9 +389,17 @@ function scan(data: Uint8Array, from: number, to: number, fp: number, mask: numb
     fp = ((fp << 1) + gear[data[i]]) | 0;
     if ((fp & mask) === 0) return i + 1;
   }
-  scanFp = fp;
+  jsScanFp = fp;
   return -1;
 }
+
+/** The portable Gear scanner (plain JavaScript). */
+export const JS_GEAR_SCANNER: GearScanner = {
+  scan,
+  get fp() {
+    return jsScanFp;
+  },
+};
 
 /** Chunks a whole in-memory buffer; chunks are views of `data`. */
 export function chunkBytes(data: Uint8Array, options?: ChunkerOptions): Chunk[] {

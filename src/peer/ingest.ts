@@ -156,7 +156,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     seen.add(cid);
     cids.push(cid);
     sealedSizes.push(sealed.length);
-    await replicator.add(cid, sealed, !added);
+    // A data chunk's bytes are lent by ingestFile (reused once this returns); the replicator keeps what it sends until sent.
+    if (replicator.active) await replicator.add(cid, isData ? sealed.slice() : sealed, !added);
   };
   const fileCtx: FileIngestContext = {
     convergenceSecret: deps.convergenceSecret,

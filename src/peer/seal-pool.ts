@@ -15,6 +15,10 @@
  *   so it shares the cores with the workers rather than needing one of its
  *   own; measured on 2 cores, 1 and 2 workers gave the same throughput, and
  *   the scheduler runs whichever thread has work.
+ * - `sealInto()` is ingest's path (ingest-file.ts): plaintext and output
+ *   are views of shared memory (ingest-arena.ts), which the worker reads and
+ *   writes in place (seal-into.ts), so a chunk costs no copy, no transfer
+ *   and no new buffer; only keys, CIDs and hashes are messages.
  * - `seal()` copies the plaintext once into a buffer with room for the tag
  *   and transfers it; the worker seals into that same buffer and transfers
  *   it back as the sealed chunk, so a chunk costs one allocation, not three
@@ -40,18 +44,21 @@ import { Worker } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
 import { PeercloudError } from "../core/errors.js";
 import { sealChunkNative } from "./native-chunk-cipher.js";
+import { sealChunkInto, type SealedInto } from "./seal-into.js";
 
-/** main → worker: the plaintext is the first `lengthBytes` of `buffer` (transferred). */
-export interface SealRequest {
-  id: number;
-  buffer: ArrayBuffer;
-  lengthBytes: number;
-  keying: ChunkKeying;
-}
+/**
+ * main → worker: either the plaintext is the first `lengthBytes` of `buffer`
+ * (transferred), or `plaintext` and `output` are views of shared memory and
+ * the sealed chunk goes into `output` (sealChunkInto).
+ */
+export type SealRequest =
+  | { id: number; buffer: ArrayBuffer; lengthBytes: number; keying: ChunkKeying }
+  | { id: number; plaintext: Uint8Array; output: Uint8Array; keying: ChunkKeying };
 
-/** worker → main: a sealed chunk, or the error sealing threw. */
+/** worker → main: a sealed chunk (or, for a shared-memory request, what sealing it into `output` returned), or the error sealing threw. */
 export type SealReply =
   | ({ id: number } & SealedChunk)
+  | ({ id: number } & SealedInto)
   | { id: number; error: { name: string; message: string } };
 
 /** A seal worker died with chunks in hand; the pool is unusable from then on. */
@@ -80,7 +87,7 @@ export interface SealPoolStats {
 }
 
 interface Task {
-  resolve(sealed: SealedChunk): void;
+  resolve(result: SealedChunk | SealedInto): void;
   reject(error: unknown): void;
 }
 
@@ -163,12 +170,42 @@ export class SealPool {
       copy.set(plaintext);
       buffer = copy.buffer;
     }
-    const id = this.nextId++;
-    return new Promise<SealedChunk>((resolve, reject) => {
-      slot.tasks.set(id, { resolve, reject });
+    return this.dispatch<SealedChunk>(slot, { id: this.nextId++, buffer, lengthBytes: plaintext.length, keying }, [buffer]);
+  }
+
+  /**
+   * Seals `plaintext` into output[0, plaintext.length + CHUNK_TAG_BYTES)
+   * exactly as sealChunkInto (seal-into.ts) does, on a worker: both must be
+   * views of SharedArrayBuffers (ingest-arena.ts), which the worker reads
+   * and writes in place, so nothing is copied or transferred. Neither may
+   * be touched until the promise settles. With no worker ready it seals
+   * in the calling thread, with the same result.
+   */
+  sealInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying): Promise<SealedInto> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new SealWorkerError("the seal pool is closed"));
+    if (!(plaintext instanceof Uint8Array) || !(output instanceof Uint8Array)) return Promise.reject(new TypeError("sealInto: plaintext and output must be Uint8Arrays"));
+    if (!(plaintext.buffer instanceof SharedArrayBuffer) || !(output.buffer instanceof SharedArrayBuffer)) {
+      return Promise.reject(new RangeError("sealInto: plaintext and output must be views of SharedArrayBuffers"));
+    }
+    const slot = this.pick();
+    if (!slot) {
+      try {
+        const sealed = sealChunkInto(plaintext, output, keying);
+        this.sealedInThread++;
+        return Promise.resolve(sealed);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.dispatch<SealedInto>(slot, { id: this.nextId++, plaintext, output, keying }, []);
+  }
+
+  private dispatch<T extends SealedChunk | SealedInto>(slot: Slot, request: SealRequest, transfer: ArrayBuffer[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      slot.tasks.set(request.id, { resolve: resolve as Task["resolve"], reject });
       if (slot.tasks.size === 1) slot.worker.ref();
-      const request: SealRequest = { id, buffer, lengthBytes: plaintext.length, keying };
-      slot.worker.postMessage(request, [buffer]);
+      slot.worker.postMessage(request, transfer);
     });
   }
 

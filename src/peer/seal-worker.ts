@@ -12,31 +12,55 @@
  * the join written into the spare room; seal-pool.test.ts checks the output
  * against sealChunkNative byte for byte. Other chunks go through
  * sealChunkNative itself.
+ *
+ * A shared-memory request (ingest's: plaintext and output are views of
+ * SharedArrayBuffers, see ingest-arena.ts) is sealed with sealChunkInto
+ * straight from the plaintext into the output; only the key, CID and hash
+ * travel back.
  */
 import { createCipheriv, createHash } from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
 import { cidFromSha256 } from "../core/cid.js";
 import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256, sealChunkNative } from "./native-chunk-cipher.js";
+import { sealChunkInto } from "./seal-into.js";
 import type { SealReply, SealRequest } from "./seal-pool.js";
 
 if (!parentPort) throw new Error("seal-worker.ts runs only as a worker thread (see seal-pool.ts)");
 const port = parentPort;
 
-port.on("message", ({ id, buffer, lengthBytes, keying }: SealRequest) => {
+port.on("message", (request: SealRequest) => {
+  if ("output" in request) return sealShared(request);
+  const { id, buffer, lengthBytes, keying } = request;
   let reply: SealReply;
   try {
     const spare = buffer.byteLength - lengthBytes >= CHUNK_TAG_BYTES;
     const sealed = spare ? sealInPlace(new Uint8Array(buffer), lengthBytes, keying) : sealChunkNative(new Uint8Array(buffer, 0, lengthBytes), keying);
     reply = { id, ...sealed, sealed: transferable(sealed.sealed) };
   } catch (error) {
-    const { name, message } = error instanceof Error ? error : { name: "Error", message: String(error) };
-    reply = { id, error: { name, message } };
+    reply = { id, error: errorOf(error) };
   }
   port.postMessage(reply, "sealed" in reply ? [reply.sealed.buffer as ArrayBuffer] : []);
 });
 
 port.postMessage({ ready: true });
+
+function sealShared({ id, plaintext, output, keying }: Extract<SealRequest, { output: Uint8Array }>): void {
+  let reply: SealReply;
+  try {
+    const { key, cid, plaintextSha256, sealedBytes } = sealChunkInto(plaintext, output, keying);
+    // Own 32-byte copies: a view of a larger buffer would be cloned whole.
+    reply = plaintextSha256 ? { id, key: new Uint8Array(key), cid, plaintextSha256: new Uint8Array(plaintextSha256), sealedBytes } : { id, key: new Uint8Array(key), cid, sealedBytes };
+  } catch (error) {
+    reply = { id, error: errorOf(error) };
+  }
+  port.postMessage(reply);
+}
+
+function errorOf(error: unknown): { name: string; message: string } {
+  const { name, message } = error instanceof Error ? error : { name: "Error", message: String(error) };
+  return { name, message };
+}
 
 /** sealChunkNative, writing ciphertext || tag over the plaintext at the start of `bytes`. */
 function sealInPlace(bytes: Uint8Array, lengthBytes: number, keying: ChunkKeying): SealedChunk {

@@ -11,12 +11,15 @@ import {
   DEFAULT_MAX_CHUNK_BYTES,
   DEFAULT_MIN_CHUNK_BYTES,
   FastCdcChunker,
+  FastCdcCursor,
   GEAR,
+  JS_GEAR_SCANNER,
   chunkBytes,
   chunkStream,
   resolveChunkerOptions,
   type Chunk,
   type ChunkerOptions,
+  type GearScanner,
 } from "../../src/core/chunker.js";
 import vectors from "../vectors/chunker.json";
 
@@ -73,6 +76,39 @@ function chunkInPieces(data: Uint8Array, pieceSizes: number[], options?: Chunker
   }
   out.push(...chunker.finish());
   return out;
+}
+
+/**
+ * Chunk sizes through a FastCdcCursor the way the native ingest drives it:
+ * `data` arrives in pieces of `pieceBytes` appended to a work area; when a
+ * piece would not fit, the unfinished chunk's bytes move to the start of a
+ * fresh area (new offsets, same chunk), then the piece is appended.
+ */
+function cursorSizes(data: Uint8Array, options: ChunkerOptions, pieceBytes: number, scanner: GearScanner = JS_GEAR_SCANNER, area?: Uint8Array): number[] {
+  const cursor = new FastCdcCursor(options, scanner);
+  const work = area ?? new Uint8Array(cursor.maxChunkBytes + pieceBytes + 64);
+  const sizes: number[] = [];
+  let chunkStart = 0;
+  let end = 0;
+  for (let at = 0; at < data.length; at += pieceBytes) {
+    const piece = data.subarray(at, at + pieceBytes);
+    if (end + piece.length > work.length) {
+      // Move the unfinished chunk somewhere else (an odd offset, to vary alignment).
+      const carried = end - chunkStart;
+      const to = 1 + (at % 7);
+      work.copyWithin(to, chunkStart, end);
+      chunkStart = to;
+      end = to + carried;
+    }
+    work.set(piece, end);
+    end += piece.length;
+    for (let cut = cursor.next(work, chunkStart, end); cut >= 0; cut = cursor.next(work, chunkStart, end)) {
+      sizes.push(cut - chunkStart);
+      chunkStart = cut;
+    }
+  }
+  if (end > chunkStart) sizes.push(end - chunkStart);
+  return sizes;
 }
 
 function expectConcatenation(chunks: Chunk[], data: Uint8Array): void {
@@ -198,6 +234,41 @@ describe("FastCDC properties", () => {
     const shared = chunks.filter((c) => original.has(digest(c.bytes))).length;
     expect(chunks.length - shared).toBeLessThanOrEqual(16);
     expect(shared).toBeGreaterThanOrEqual(whole.length - 16);
+  });
+});
+
+describe("FastCdcCursor (contiguous, caller-managed bytes)", () => {
+  it("matches the independent vectors and the zero-input forced cuts", () => {
+    for (const v of vectors.cases) {
+      const options = { minChunkBytes: v.minChunkBytes, avgChunkBytes: v.avgChunkBytes, maxChunkBytes: v.maxChunkBytes };
+      const data = zeroKeyStream(v.inputBytes);
+      for (const pieceBytes of [v.inputBytes, 4096, 65_537]) expect(cursorSizes(data, options, pieceBytes)).toEqual(v.chunkSizes);
+    }
+    const z = vectors.zeros;
+    expect(cursorSizes(new Uint8Array(z.inputBytes), { minChunkBytes: z.minChunkBytes, avgChunkBytes: z.avgChunkBytes, maxChunkBytes: z.maxChunkBytes }, 100_000)).toEqual(z.chunkSizes);
+  });
+
+  it("equals the reference whatever the piece size, including chunks moved between pieces", () => {
+    const options = { minChunkBytes: 64, avgChunkBytes: 256, maxChunkBytes: 1024 };
+    for (let trial = 0; trial < 30; trial++) {
+      const data = streamBytes(`cursor ${trial}`, 30_000 + trial * 389);
+      const expected = referenceSizes(data, options);
+      for (const pieceBytes of [1, 31, 32, 33, 255, 1023, 1024, 1025, 5000]) expect(cursorSizes(data, options, pieceBytes)).toEqual(expected);
+    }
+    const big = streamBytes("cursor default", 20 * 1024 * 1024 + 5);
+    expect(cursorSizes(big, {}, 4 * 1024 * 1024)).toEqual(sizesOf(chunkBytes(big)));
+    expect(cursorSizes(big, {}, 1_000_003)).toEqual(sizesOf(chunkBytes(big)));
+  });
+
+  it("rejects ranges outside the data or shorter than what the chunk already had", () => {
+    const cursor = new FastCdcCursor({ minChunkBytes: 64, avgChunkBytes: 256, maxChunkBytes: 1024 });
+    const data = streamBytes("cursor errors", 100);
+    expect(() => cursor.next(data, 10, 101)).toThrow(RangeError);
+    expect(() => cursor.next(data, 50, 40)).toThrow(RangeError);
+    expect(cursor.next(data, 0, 100)).toBe(-1); // a 100-byte chunk so far, no cut before the 64-byte minimum + window
+    expect(() => cursor.next(data, 10, 100)).toThrow(RangeError); // only 90 bytes: fewer than it had
+    cursor.reset();
+    expect(cursor.next(data, 10, 100)).toBe(-1);
   });
 });
 

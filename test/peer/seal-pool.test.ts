@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ChunkKeying } from "../../src/core/chunk-cipher.js";
 import { sealChunkNative } from "../../src/peer/native-chunk-cipher.js";
+import { sealChunkInto } from "../../src/peer/seal-into.js";
 import { acquireSealPool, SealPool, SealWorkerError } from "../../src/peer/seal-pool.js";
 
 const KiB = 1024;
@@ -37,6 +38,19 @@ function expectSameSeal(actual: Awaited<ReturnType<SealPool["seal"]>>, expected:
   expect(Buffer.compare(actual.key, expected.key)).toBe(0);
   if (expected.plaintextSha256) expect(Buffer.compare(actual.plaintextSha256!, expected.plaintextSha256)).toBe(0);
   else expect(actual.plaintextSha256).toBeUndefined();
+}
+
+/** `bytes` copied into a SharedArrayBuffer at an odd offset, as ingest's slabs hold chunks. */
+function shared(bytes: Uint8Array, extra = 0): Uint8Array {
+  const view = new Uint8Array(new SharedArrayBuffer(bytes.length + extra + 3), 3, bytes.length + extra);
+  view.set(bytes);
+  return view;
+}
+
+/** sealInto's result and output against sealChunkNative's. */
+function expectSameSealInto(result: Awaited<ReturnType<SealPool["sealInto"]>>, output: Uint8Array, expected: ReturnType<typeof sealChunkNative>): void {
+  expect(result.sealedBytes).toBe(expected.sealed.length);
+  expectSameSeal({ ...result, sealed: output.subarray(0, result.sealedBytes) }, expected);
 }
 
 describe("SealPool", () => {
@@ -134,6 +148,42 @@ describe("SealPool", () => {
     const outcome = await pending.then(() => "sealed", (e: unknown) => (e instanceof SealWorkerError ? "rejected" : e));
     expect(["sealed", "rejected"]).toContain(outcome);
     await expect(pool.seal(new Uint8Array(1), convergent)).rejects.toBeInstanceOf(SealWorkerError);
+  });
+
+  it("seals shared memory into shared memory exactly as sealChunkNative does, on workers and in-thread", async () => {
+    const pool = await startedPool({ size: 2 });
+    const noWorkers = await startedPool({ size: 1, workerModule: BROKEN });
+    const sizes = [0, 1, 16, 16 * KiB - 1, 16 * KiB, 16 * KiB + 1, 100 * KiB + 7, 1 * MiB, 4 * MiB];
+    let index = 0;
+    for (const sizeBytes of sizes) {
+      for (const keying of [convergent, privateKeying(index++)]) {
+        const plaintext = new Uint8Array(randomBytes(sizeBytes));
+        const expected = sealChunkNative(plaintext, keying);
+        for (const p of [pool, noWorkers]) {
+          const input = shared(plaintext);
+          const output = shared(new Uint8Array(0), sizeBytes + 16 + 5);
+          expectSameSealInto(await p.sealInto(input, output, keying), output, expected);
+          expect(Buffer.compare(input, plaintext)).toBe(0); // the plaintext is read, never written
+        }
+        const output = new Uint8Array(sizeBytes + 16);
+        expectSameSealInto(sealChunkInto(plaintext, output, keying), output, expected);
+      }
+    }
+    expect(pool.stats()).toMatchObject({ sealedInWorkers: sizes.length * 2, sealedInThread: 0 });
+    expect(noWorkers.stats()).toMatchObject({ sealedInWorkers: 0, sealedInThread: sizes.length * 2 });
+  });
+
+  it("refuses sealInto with memory a worker cannot share, too little output room, or overlapping output", async () => {
+    const pool = await startedPool({ size: 1 });
+    await expect(pool.sealInto(new Uint8Array(10), shared(new Uint8Array(26)), convergent)).rejects.toBeInstanceOf(RangeError);
+    await expect(pool.sealInto(shared(new Uint8Array(10)), new Uint8Array(26), convergent)).rejects.toBeInstanceOf(RangeError);
+    await expect(pool.sealInto(shared(new Uint8Array(10)), shared(new Uint8Array(25)), convergent)).rejects.toThrow(/cannot hold/);
+    const both = shared(new Uint8Array(100));
+    await expect(pool.sealInto(both.subarray(0, 40), both.subarray(30, 100), convergent)).rejects.toThrow(/overlaps/);
+    // Still usable after refusals.
+    const plaintext = new Uint8Array(randomBytes(1000));
+    const output = shared(new Uint8Array(1016));
+    expectSameSealInto(await pool.sealInto(shared(plaintext), output, convergent), output, sealChunkNative(plaintext, convergent));
   });
 
   it("shares one pool per process while it is in use", async () => {
