@@ -206,6 +206,7 @@ async function benchIngest(): Promise<{ variants: IngestVariant[]; lastStore: Ch
   }
 
   // The seal pool is per process and stays warm between puts (as in the daemon); start it before timing.
+  // The ingest arena (src/peer/ingest-arena.ts) is kept between puts too; the warm-up put below creates it.
   const lease = acquireSealPool();
   cleanups.push(() => lease.release());
   const poolStarted = performance.now();
