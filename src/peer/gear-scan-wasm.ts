@@ -101,13 +101,14 @@ const vector = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
 /** One Gear step on the byte at $i + k; returns $i + k + 1 (and sets $fp) if it is a cut. */
 function step(k: number): number[] {
+  // prettier-ignore
   return [
     Op.LocalGet, FP, Op.I32Const, 1, Op.I32Shl,
     Op.LocalGet, I, Op.I32Load8U, 0, ...uleb(k), Op.I32Const, 2, Op.I32Shl,
     Op.I32Load, 2, ...uleb(GEAR_ADDRESS), Op.I32Add, Op.LocalTee, FP,
     Op.LocalGet, MASK, Op.I32And, Op.I32Eqz,
     Op.If, VOID_BLOCK, Op.LocalGet, FP, Op.GlobalSet, 0, Op.LocalGet, I, Op.I32Const, ...sleb(k + 1), Op.I32Add, Op.Return, Op.End,
-  ]; // prettier-ignore
+  ];
 }
 
 function scanBody(): number[] {
@@ -129,7 +130,13 @@ function moduleBytes(maximumPages: number): Uint8Array<ArrayBuffer> {
   const imports = section(2, vector([[...name("env"), ...name("memory"), 0x02, 0x03, ...uleb(1), ...uleb(maximumPages)]]));
   const functions = section(3, vector([[0]]));
   const globals = section(6, vector([[I32, 1, Op.I32Const, 0, Op.End]]));
-  const exports = section(7, vector([[...name("scan"), 0x00, 0], [...name("fp"), 0x03, 0]]));
+  const exports = section(
+    7,
+    vector([
+      [...name("scan"), 0x00, 0],
+      [...name("fp"), 0x03, 0],
+    ]),
+  );
   const body = [...vector([]), ...scanBody()];
   const code = section(10, vector([[...uleb(body.length), ...body]]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...functions, ...globals, ...exports, ...code]);
