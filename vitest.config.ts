@@ -28,7 +28,7 @@ export default defineConfig({
         test: {
           name: "node",
           environment: "node",
-          include: ["test/core/**/*.test.ts", "test/peer/**/*.test.ts", "test/cli/**/*.test.ts", "test/e2e/**/*.test.ts", "test/sim/**/*.test.ts"],
+          include: ["test/core/**/*.test.ts", "test/peer/**/*.test.ts", "test/cli/**/*.test.ts", "test/e2e/**/*.test.ts", "test/sim/**/*.test.ts", "test/swarm/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -39,6 +39,10 @@ export interface LocalEdgeOptions {
   vars?: Record<string, string>;
   /** Keep wrangler.toml's rate limits (default: relaxed, so tests starting many peers are not throttled). */
   realRateLimits?: boolean;
+  /** Address to listen on. Default 127.0.0.1 (bench/swarm uses a network namespace's own address). */
+  host?: string;
+  /** Port to listen on. Default 0 (any free port). */
+  port?: number;
 }
 
 export interface JoinTokenOptions {
@@ -122,8 +126,8 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
       ADMIN_SECRET: adminSecret,
       EDGE_SIGNING_KEY: Buffer.from(networkSecretKey).toString("base64url"),
     },
-    host: "127.0.0.1",
-    port: 0,
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
   });
   let url: string;
   try {
