@@ -202,14 +202,16 @@ export class ChunkFetcher {
       providers: this.deps.providers!,
       signal: this.ending.signal,
       pollMs: this.options.swarmPollMs,
-      onView: (source, held, inFlight) => {
+      onView: (source, held, inFlight, complete) => {
         this.register(source);
         for (const piece of held) this.scheduler.addCandidate(piece, source.id);
         this.scheduler.setRemoteInFlight(source.id, inFlight);
+        this.scheduler.setLeecher(source.id, !complete);
         this.wake();
       },
       onGone: (sourceId) => {
         this.scheduler.setRemoteInFlight(sourceId, []);
+        this.scheduler.setLeecher(sourceId, false);
         this.wake();
       },
     }).run();
@@ -271,12 +273,15 @@ export class ChunkFetcher {
     const controller = new AbortController();
     this.controllers.set(key, controller);
     const timer = setTimeout(() => controller.abort(new PeercloudError("chunk_timeout", `no answer from ${sourceId} for ${cid} within ${this.requestTimeoutMs} ms`, 504)), this.requestTimeoutMs);
+    // Shown to the swarm as in flight until this peer holds the chunk or gives up on this request: a gap
+    // between the two would tell the other downloaders that nobody has it, and send them to the publisher.
+    const swarm = source.kind === "local" ? null : this.swarm;
+    swarm?.started(piece);
     let bytes: Uint8Array;
-    const remote = source.kind !== "local";
-    if (remote) this.swarm?.started(piece);
     try {
       bytes = await raceAbort(source.fetch(cid, controller.signal), controller.signal);
     } catch (error) {
+      swarm?.ended(piece);
       const cancelled = controller.signal.aborted && controller.signal.reason === CANCELLED;
       this.scheduler.requestFailed(piece, sourceId, cancelled ? "cancelled" : isNotFound(error) ? "absent" : "error");
       if (!cancelled) this.noteError(piece, source, error);
@@ -284,11 +289,11 @@ export class ChunkFetcher {
     } finally {
       clearTimeout(timer);
       this.controllers.delete(key);
-      if (remote) this.swarm?.ended(piece);
     }
     // The local store re-hashed its copy already (readSelf); everything else is hashed here.
     const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
     if (wrongSize || (sourceId !== SELF_SOURCE_ID && !createHash("sha256").update(bytes).digest().equals(this.digests[piece]))) {
+      swarm?.ended(piece);
       this.scheduler.requestFailed(piece, sourceId, "corrupt");
       this.logs[piece].lastError = `${sourceId} sent bytes that do not match the CID`;
       this.options.onWarning?.(`source ${sourceId} (${source.kind}) sent corrupt data for chunk ${cid}; penalised`);
@@ -300,11 +305,14 @@ export class ChunkFetcher {
     // stream's reorder buffer behind a hung head piece), and the loop must see the full window to start
     // the head-of-line duplicate that unblocks it.
     this.wake();
-    if (!accepted) return;
+    if (!accepted) {
+      swarm?.ended(piece);
+      return;
+    }
     if (source.kind === "peer") this.counts.fromPeers++;
     else if (source.kind === "r2") this.counts.fromCold++;
     else this.counts.fromLocal++;
-    const caching = this.cache(piece, bytes, sourceId);
+    const caching = this.cache(piece, bytes, sourceId).finally(() => swarm?.ended(piece));
     this.caching.set(cid, caching);
     try {
       await sink(piece, bytes, source, this.ending.signal);

@@ -42,6 +42,12 @@
  *   *deferred*: it will have a second holder within one chunk time, and
  *   asking the single holder for it again would spend the scarce upload on
  *   a duplicate (BitTorrent's super-seeding, seen from the downloader side).
+ *   A piece that another downloader still in progress holds (a
+ *   *leecher*, in BitTorrent's words) is asked of leechers only, waiting
+ *   for a free slot there if need be; seeds — the publisher, replicas,
+ *   finished downloaders, every source without a view — then send only
+ *   what no leecher can, so the publisher's uplink carries each piece
+ *   about once. (Endgame duplicates may use any holder.)
  *   Ties in rarest first are broken by a per-download random order
  *   (`tieBreakSeed`), so concurrent downloaders start on different pieces.
  * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
@@ -142,6 +148,8 @@ export class ChunkScheduler {
   private readonly remoteInFlight = new Map<string, readonly number[]>();
   /** How many other downloaders are fetching each piece (sum over remoteInFlight). */
   private readonly pendingElsewhere: Uint16Array;
+  /** Sources whose swarm view says they are still downloading. */
+  private readonly leechers = new Set<string>();
 
   constructor(pieceCount: number, options: SchedulerOptions = {}) {
     if (!Number.isSafeInteger(pieceCount) || pieceCount < 0) throw new RangeError(`ChunkScheduler: pieceCount must be a non-negative integer, got ${pieceCount}`);
@@ -242,6 +250,12 @@ export class ChunkScheduler {
     } else if (p.state === "ready" || p.state === "looking-up") {
       p.candidates.push(sourceId);
     }
+  }
+
+  /** A swarm view says whether `sourceId` is still downloading (a leecher) or holds everything. */
+  setLeecher(sourceId: string, leeching: boolean): void {
+    if (leeching) this.leechers.add(sourceId);
+    else this.leechers.delete(sourceId);
   }
 
   /** A swarm view: the pieces `sourceId` is fetching now (replaces its previous view; [] forgets it). */
@@ -397,11 +411,18 @@ export class ChunkScheduler {
 
   private chooseSource(piece: number, p: Piece): string | "wait" | "relookup" | "failed" {
     const eligible = p.candidates.filter((id) => this.eligible(p, id));
-    if (eligible.length > 0) return this.best(p, eligible) ?? "wait";
+    if (eligible.length > 0) return this.best(p, this.preferLeechers(eligible)) ?? "wait";
     if (p.requests.size > 0) return "wait";
     if (p.candidates.length > 0 && p.lookups < this.o.maxLookupsPerPiece) return "relookup";
     if (this.o.hasCold && this.eligible(p, COLD_SOURCE_ID)) return this.best(p, [COLD_SOURCE_ID]) ?? "wait";
     return "failed";
+  }
+
+  /** The leechers among a piece's sources when there are any (see "Swarm views"), else all of them. */
+  private preferLeechers(eligible: string[]): string[] {
+    if (this.leechers.size === 0) return eligible;
+    const leechers = eligible.filter((id) => this.leechers.has(id));
+    return leechers.length > 0 ? leechers : eligible;
   }
 
   private eligible(p: Piece, id: string): boolean {

@@ -20,8 +20,8 @@ export interface SwarmWatcherOptions {
   rootCid: string;
   pieces: number;
   providers: ProviderDirectory;
-  /** A member's news: pieces it holds (new since its last view), and all it fetches now. */
-  onView(source: ChunkSource, held: number[], inFlight: number[]): void;
+  /** A member's news: pieces it holds (new since its last view), all it fetches now, and whether it holds everything. */
+  onView(source: ChunkSource, held: number[], inFlight: number[], complete: boolean): void;
   /** A member stopped answering: forget what it was fetching. */
   onGone(sourceId: string): void;
   /** Ends the watch. */
@@ -33,6 +33,9 @@ export interface SwarmWatcherOptions {
   /** Failed polls in a row before a member is forgotten. Default 3. */
   maxFailures?: number;
 }
+
+const EARLY_REFRESHES = 10;
+const EARLY_REFRESH_MS = 200;
 
 type Member = ChunkSource & Required<Pick<ChunkSource, "swarmView">>;
 
@@ -53,6 +56,7 @@ export class SwarmWatcher {
   /** Runs until the signal aborts; never rejects. */
   async run(): Promise<void> {
     const { signal } = this.o;
+    let refreshes = 0;
     while (!signal.aborted) {
       try {
         for (const source of await this.o.providers.providers(this.o.rootCid, signal)) {
@@ -61,7 +65,8 @@ export class SwarmWatcher {
       } catch {
         // The directory is unreachable for now: the members already known keep being polled.
       }
-      await pause(this.refreshMs, signal);
+      // Members announce the manifest as they start, all at about the same time: look often at first.
+      await pause(++refreshes <= EARLY_REFRESHES ? Math.min(EARLY_REFRESH_MS, this.refreshMs) : this.refreshMs, signal);
     }
     await Promise.allSettled(this.watching.values());
   }
@@ -93,7 +98,7 @@ export class SwarmWatcher {
         failures = 0;
         // A cursor ahead of the member's log means it restarted: the next answer is a full bitmap.
         since = view.seq;
-        this.o.onView(member, heldPieces(view), view.complete ? [] : view.inFlight);
+        this.o.onView(member, heldPieces(view), view.complete ? [] : view.inFlight, view.complete);
         if (view.complete) {
           this.complete.add(member.id);
           return;

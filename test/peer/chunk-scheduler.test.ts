@@ -256,6 +256,30 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "peer-b", duplicate: false }]);
   });
 
+  it("asks a leecher for a piece it holds, waiting for its slots rather than asking the publisher again", () => {
+    const s = ready(3, () => ["origin"], { windowChunks: 8, perSourceInFlight: 1, endgame: false });
+    s.addSource("peer-b", "peer");
+    s.setLeecher("peer-b", true);
+    for (const piece of [0, 1]) s.addCandidate(piece, "peer-b");
+    // Piece 2 is the origin's alone; 0 and 1 go to peer-b one at a time (its one slot), never to the origin.
+    const first = s.nextRequests();
+    expect(first.map((a) => `${a.piece}@${a.sourceId}`).sort()).toEqual(["0@peer-b", "2@origin"]);
+    succeed(s, first.find((a) => a.sourceId === "origin")!);
+    expect(s.nextRequests()).toEqual([]);
+    succeed(s, first.find((a) => a.sourceId === "peer-b")!);
+    expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "peer-b", duplicate: false }]);
+  });
+
+  it("uses any holder once the other downloader has finished (a seed like the publisher)", () => {
+    const s = ready(2, () => ["origin"], { windowChunks: 8, perSourceInFlight: 1, endgame: false });
+    s.addSource("peer-b", "peer");
+    s.setLeecher("peer-b", true);
+    for (const piece of [0, 1]) s.addCandidate(piece, "peer-b");
+    expect(s.nextRequests()).toHaveLength(1);
+    s.setLeecher("peer-b", false);
+    expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "origin", duplicate: false }]);
+  });
+
   it("stops deferring when the other downloader is forgotten", () => {
     const s = ready(1, () => ["origin"], { endgame: false });
     s.addSource("peer-b", "peer");
