@@ -209,7 +209,9 @@ export function spawnTsInNs(options: Omit<NsSpawnOptions, "command" | "args"> & 
 
 /** `node bin/peercloud.js ARGS` inside `ns`. */
 export function spawnPeercloudInNs(options: Omit<NsSpawnOptions, "command" | "args"> & { args: string[] }): NsProcess {
-  return new NsProcess({ ...options, command: process.execPath, args: [PEERCLOUD_BIN, ...options.args] });
+  // PEERCLOUD_BENCH_CPU_PROF=DIR: every peercloud process writes a V8 CPU profile there when it exits (to find where a run's CPU goes).
+  const profile = process.env.PEERCLOUD_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PEERCLOUD_BENCH_CPU_PROF}`] : [];
+  return new NsProcess({ ...options, command: process.execPath, args: [...profile, PEERCLOUD_BIN, ...options.args] });
 }
 
 /** Runs a command to completion; rejects with its output tails on a non-zero exit or after `timeoutMs`. */

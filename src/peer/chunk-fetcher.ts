@@ -66,7 +66,7 @@ export interface FetcherOptions extends Omit<SchedulerOptions, "hasCold"> {
   onWarning?: (message: string) => void;
   /** Trade pieces with the other downloaders of this file (needs deps.swarmBoard and deps.providers). */
   swarm?: SwarmTicket;
-  /** Between two polls of one swarm member. Default 150 ms. */
+  /** Between two polls of one swarm member. Default 250 ms. */
   swarmPollMs?: number;
 }
 
@@ -333,7 +333,8 @@ export class ChunkFetcher {
     const cid = this.pieces[piece].cid;
     if (sourceId === SELF_SOURCE_ID) return this.swarm?.holds(piece);
     try {
-      const { added } = await this.deps.store.put(cid, sealed);
+      // Trusted: request() hashed these bytes against the CID already (the store would hash them again).
+      const { added } = await this.deps.store.putTrusted(cid, sealed);
       if (added) this.deps.announcer?.announce([cid]);
       this.swarm?.holds(piece);
     } catch {

@@ -26,7 +26,7 @@ export interface SwarmWatcherOptions {
   onGone(sourceId: string): void;
   /** Ends the watch. */
   signal: AbortSignal;
-  /** Between two polls of one member. Default 150 ms. */
+  /** Between two polls of one member. Default 250 ms. */
   pollMs?: number;
   /** Between two membership lookups. Default 1000 ms. */
   refreshMs?: number;
@@ -48,7 +48,7 @@ export class SwarmWatcher {
   private readonly maxFailures: number;
 
   constructor(private readonly o: SwarmWatcherOptions) {
-    this.pollMs = o.pollMs ?? 150;
+    this.pollMs = o.pollMs ?? 250;
     this.refreshMs = o.refreshMs ?? 1000;
     this.maxFailures = o.maxFailures ?? 3;
   }
