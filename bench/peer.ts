@@ -11,7 +11,12 @@
  *   and for reference on tmpfs (/dev/shm, when present), where fsync is
  *   free, which isolates the CPU pipeline from the disk; the disk's own
  *   sequential write + fdatasync rate of the same byte count is printed
- *   beside it, because no durable ingest can beat it. Each run also records
+ *   beside it, because no durable ingest can beat it, and so is its rate
+ *   for the same bytes as files of the ingest's mean chunk size, each
+ *   written and fsynced before the next (the store's unit of durability:
+ *   one file and one fsync per chunk, each fsync a flush of the disk's
+ *   cache), measured after the ingest so that its deleted files do not
+ *   slow the ingest's file creation. Each run also records
  *   the CPU time of all threads per byte, for ingest and baseline alike:
  *   on a shared machine the wall-clock ratio shows how many cores were
  *   free, while cores × (baseline CPU/B ÷ ingest CPU/B) is the ratio an
@@ -38,7 +43,7 @@
 import { spawn } from "node:child_process";
 import { createCipheriv, createHash, randomBytes, randomFillSync } from "node:crypto";
 import { once } from "node:events";
-import { open, mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, rm, stat } from "node:fs/promises";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -174,12 +179,38 @@ async function diskWriteMBps(dir: string, sizeBytes: number, piece: Uint8Array):
   return sizeBytes / 1e3 / ms;
 }
 
+/**
+ * `sizeBytes` written as files of `fileBytes` in `dir`, each written and
+ * fsynced before the next: what the disk allows a writer that, like the
+ * chunk store, must make each file durable on its own.
+ */
+async function diskFilesMBps(dir: string, sizeBytes: number, fileBytes: number, piece: Uint8Array): Promise<number> {
+  const probeDir = join(dir, "disk-probe-files");
+  await mkdir(probeDir);
+  const started = performance.now();
+  for (let done = 0, i = 0; done < sizeBytes; i++) {
+    const n = Math.min(fileBytes, sizeBytes - done, piece.length);
+    const handle = await open(join(probeDir, String(i)), "wx");
+    try {
+      await handle.write(piece, 0, n);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    done += n;
+  }
+  const ms = performance.now() - started;
+  await rm(probeDir, { recursive: true, force: true });
+  return sizeBytes / 1e3 / ms;
+}
+
 interface IngestVariant {
   label: string;
   storeParent: string;
   ingest: Rate[];
   baseline: Rate[];
   diskMBps: number[];
+  diskFilesMBps: number[];
   chunks: number;
 }
 
@@ -218,13 +249,15 @@ async function benchIngest(): Promise<{ variants: IngestVariant[]; lastStore: Ch
   if (shm) parents.push({ label: "store on tmpfs", dir: await tempDir("/dev/shm", "ingest") });
 
   // A warm-up put (the first one pays JIT and page-cache start-up), not counted.
+  let meanChunkBytes: number;
   {
     const warm = await ingestOnce(input, join(work, "warm-up"));
+    meanChunkBytes = Math.round(ingestBytes / warm.chunks);
     await warm.store.close();
     await rm(join(work, "warm-up"), { recursive: true, force: true });
   }
 
-  const variants: IngestVariant[] = parents.map((p) => ({ label: p.label, storeParent: p.dir, ingest: [], baseline: [], diskMBps: [], chunks: 0 }));
+  const variants: IngestVariant[] = parents.map((p) => ({ label: p.label, storeParent: p.dir, ingest: [], baseline: [], diskMBps: [], diskFilesMBps: [], chunks: 0 }));
   let lastStore: ChunkStore | null = null;
   const probe = data.subarray(0, 8 * MiB);
   for (let run = 0; run < runs; run++) {
@@ -236,9 +269,11 @@ async function benchIngest(): Promise<{ variants: IngestVariant[]; lastStore: Ch
       const { mbps, cpuNsPerByte, chunks, store } = await ingestOnce(input, storeDir);
       variant.ingest.push({ mbps, cpuNsPerByte });
       variant.chunks = chunks;
+      variant.diskFilesMBps.push(await diskFilesMBps(variant.storeParent, ingestBytes, meanChunkBytes, probe));
       log(
         `ingest ${variant.label} run ${run + 1}/${runs}: ${mbps.toFixed(0)} MB/s, ${cpuNsPerByte.toFixed(2)} CPU ns/B ` +
-          `(baseline ${baseline.mbps.toFixed(0)} MB/s, ${baseline.cpuNsPerByte.toFixed(2)} CPU ns/B; disk ${variant.diskMBps.at(-1)!.toFixed(0)} MB/s)`,
+          `(baseline ${baseline.mbps.toFixed(0)} MB/s, ${baseline.cpuNsPerByte.toFixed(2)} CPU ns/B; ` +
+          `disk ${variant.diskMBps.at(-1)!.toFixed(0)} MB/s, as ${(meanChunkBytes / MiB).toFixed(2)} MiB files fsynced each ${variant.diskFilesMBps.at(-1)!.toFixed(0)} MB/s)`,
       );
       const keep = variant === variants[0] && run === runs - 1;
       if (keep) {
@@ -434,6 +469,7 @@ async function main(): Promise<void> {
         // What the ratio would be with every core free for this process: CPU work per byte against the baseline's, times the cores.
         idleMachineRatioCeiling: (machine.availableParallelism * baselineCpuNsPerByte) / cpuNsPerByte,
         diskWriteMBps: median(v.diskMBps),
+        diskChunkFilesMBps: median(v.diskFilesMBps),
         runsMBps: v.ingest.map((r) => r.mbps),
         runsBaselineMBps: v.baseline.map((r) => r.mbps),
         chunks: v.chunks,
@@ -444,6 +480,7 @@ async function main(): Promise<void> {
       rows.push([`ingest, ${v.label} (${ingestBytes / MiB} MiB)`, `${v.mbps.toFixed(0)} MB/s`, `${v.baselineMBps.toFixed(0)} MB/s`, v.ratio.toFixed(2), `≥ ${TARGETS.ingestRatio}`, v.ratio >= TARGETS.ingestRatio ? "met" : "NOT met"]);
       rows.push([`  CPU per byte, all threads (ratio if ${machine.availableParallelism} cores were free)`, `${v.cpuNsPerByte.toFixed(2)} ns/B`, `${v.baselineCpuNsPerByte.toFixed(2)} ns/B`, v.idleMachineRatioCeiling.toFixed(2), "", ""]);
       rows.push([`  disk: sequential write + fdatasync, same bytes`, "", `${v.diskWriteMBps.toFixed(0)} MB/s`, (v.mbps / v.diskWriteMBps).toFixed(2), "", ""]);
+      rows.push([`  disk: same bytes as chunk-sized files, write + fsync each`, "", `${v.diskChunkFilesMBps.toFixed(0)} MB/s`, (v.mbps / v.diskChunkFilesMBps).toFixed(2), "", ""]);
     }
   }
 

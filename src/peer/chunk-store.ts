@@ -6,6 +6,9 @@
  *                               the SHA-256 digest, so 256 directories share
  *                               the load evenly whatever the CIDs look like
  *   pins/<cid>                  an empty marker: this chunk is never evicted
+ *                               (a hard link to pins/.empty where the
+ *                               filesystem allows: one inode for all of
+ *                               them, see pin-markers.ts)
  *
  * Invariants, and why they hold:
  * - A chunk file always holds exactly the bytes its CID names. `put` hashes
@@ -28,6 +31,11 @@
  *   would never repair. A crash before `flush()` loses pending chunks
  *   cleanly: their temp files are removed at `open`. Pending chunks are not
  *   announced: `added` fires, and `list()` shows them, only once durable.
+ *   `adoptTrusted` is the same put for a temp file another thread already
+ *   wrote (ingest's seal workers, spoolChunkSync in pending-files.ts): the
+ *   store takes the file over instead of writing the bytes itself. Until it
+ *   does, such a file is a `.tmp-*` file like any other (removed at `open`
+ *   after a crash) and is not counted against `limitBytes`.
  * - No path is built from untrusted input: every name passes `parseCid`,
  *   which accepts only canonical base32 CIDv1 (no "/", "..", upper case).
  * - Stored bytes stay within `limitBytes`: a put reserves its size first and
@@ -47,14 +55,16 @@ import { EventEmitter } from "node:events";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
-import { toHex } from "../core/bytes.js";
 import { cidFromSha256, isCid, parseCid, type ParsedCid } from "../core/cid.js";
 import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
-import { cleanupTempFiles, errorCode, fsyncDirectory, writeFileAtomic } from "./atomic-file.js";
-import { fsyncFile, Writeback, writeTempFile, type WritebackOutcome } from "./pending-files.js";
+import { cleanupTempFiles, errorCode, fsyncDirectory, isTempFileName, writeFileAtomic } from "./atomic-file.js";
+import { fsyncFile, shardOf, Writeback, writeTempFile, type WritebackOutcome } from "./pending-files.js";
+import { PinMarkers } from "./pin-markers.js";
+
+export { shardOf };
 
 /** Bytes that do not hash to the CID they were offered under. */
 export class ChunkMismatchError extends PeercloudError {
@@ -178,6 +188,9 @@ interface Entry {
   pendingSync?: WritebackOutcome;
 }
 
+/** What a put stores: bytes to write, or a temp file already written in the chunk's shard directory (adoptTrusted). */
+type PutSource = { bytes: Uint8Array } | { spooled: string; sizeBytes: number };
+
 /** An evicted chunk whose file is unlinked after the put that evicted it. */
 interface Victim {
   cid: string;
@@ -191,11 +204,6 @@ const SCRUB_READ_BYTES = 1024 * 1024;
 /** fsyncs a flush keeps in flight: enough for the disk and the journal to batch them, few enough to leave libuv threads for reads. */
 const FLUSH_CONCURRENCY = 3;
 
-/** Shard directory of a chunk: the hex of its digest's first byte. */
-export function shardOf(digest: Uint8Array): string {
-  return toHex(digest.subarray(0, 1));
-}
-
 export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   readonly rootDir: string;
   readonly limitBytes: number;
@@ -203,6 +211,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   private readonly now: () => number;
   private readonly chunksDir: string;
   private readonly pinsDir: string;
+  private readonly markers: PinMarkers;
   /** Every present chunk. */
   private readonly entries = new Map<string, Entry>();
   /** Present unpinned chunks, least recently used first (Map keeps insertion order; a touch re-inserts). */
@@ -239,6 +248,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     this.now = options.now ?? Date.now;
     this.chunksDir = join(rootDir, CHUNKS_DIR);
     this.pinsDir = join(rootDir, PINS_DIR);
+    this.markers = new PinMarkers(this.pinsDir);
   }
 
   /**
@@ -336,7 +346,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     const parsed = this.checkPut(cid, bytes);
     const actual = createHash("sha256").update(bytes).digest();
     if (!actual.equals(parsed.digest)) throw new ChunkMismatchError(parsed.cid, cidFromSha256(actual));
-    return this.putChecked(parsed, bytes, options);
+    return this.putChecked(parsed, { bytes }, options);
   }
 
   /**
@@ -351,7 +361,55 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
    */
   async putTrusted(cid: string, bytes: Uint8Array, options: PutOptions = {}): Promise<{ added: boolean }> {
     this.assertOpen();
-    return this.putChecked(this.checkPut(cid, bytes), bytes, options);
+    return this.putChecked(this.checkPut(cid, bytes), { bytes }, options);
+  }
+
+  /**
+   * The directory under which a chunk's temp file is written for
+   * `adoptTrusted` (by `spoolChunkSync`, pending-files.ts, which picks the
+   * chunk's shard directory in it).
+   */
+  get spoolDir(): string {
+    return this.chunksDir;
+  }
+
+  /**
+   * `putTrusted(cid, bytes, { pin, sync: false })` for bytes already written
+   * to `tempPath`, a temp file in the chunk's shard directory under
+   * `spoolDir` (spoolChunkSync writes one), not fsynced: the store takes the
+   * file over as the chunk's pending copy instead of writing the bytes
+   * again, and from there it is a group-commit put like any other (fsynced
+   * by the writeback, renamed into place and announced at `flush()`). The
+   * same trust rule as putTrusted: `cid` was computed in this process from
+   * the bytes written to that file, and `sizeBytes` is their length.
+   *
+   * The store owns the file from the call on, whatever happens: adopted, or
+   * removed (the chunk was already present, no room, the store is closed…).
+   * A path that is not a temp file in a shard directory of this store is
+   * refused with a RangeError and left alone.
+   *
+   * Why: ingest's seal workers write each chunk's temp file themselves, with
+   * synchronous calls, which costs a fraction of the main thread's
+   * async open + write + close (pending-files.ts).
+   */
+  async adoptTrusted(cid: string, tempPath: string, sizeBytes: number, options: { pin?: boolean } = {}): Promise<{ added: boolean }> {
+    if (typeof tempPath !== "string") throw new TypeError(`ChunkStore.adoptTrusted: tempPath must be a string, got ${typeof tempPath}`);
+    const shardDir = dirname(tempPath);
+    if (!isTempFileName(tempPath) || dirname(shardDir) !== this.chunksDir || !SHARD_NAME.test(basename(shardDir))) {
+      throw new RangeError(`ChunkStore.adoptTrusted: ${tempPath} is not a temp file in a shard directory of ${this.chunksDir}`);
+    }
+    try {
+      this.assertOpen();
+      const parsed = parseCid(cid);
+      if (basename(shardDir) !== shardOf(parsed.digest)) throw new RangeError(`ChunkStore.adoptTrusted: ${tempPath} is not in the shard directory of ${parsed.cid}`);
+      if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) throw new RangeError(`ChunkStore.adoptTrusted: sizeBytes must be a non-negative integer, got ${sizeBytes}`);
+      if (sizeBytes > this.maxChunkBytes) throw new ChunkTooLargeError(sizeBytes, this.maxChunkBytes);
+      return await this.putChecked(parsed, { spooled: tempPath, sizeBytes }, { pin: options.pin, sync: false });
+    } catch (error) {
+      // Not adopted (an adopted file is never given up with an error): nobody else will remove it.
+      await rm(tempPath, { force: true }).catch(() => {});
+      throw error;
+    }
   }
 
   /**
@@ -503,9 +561,11 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
    * ever holds a lock while waiting for room (that could deadlock with an
    * eviction unlink queued on this CID).
    */
-  private async putLocked(parsed: ParsedCid, bytes: Uint8Array, pin: boolean, sync: boolean): Promise<{ added: boolean } | { wait: Promise<void> }> {
+  private async putLocked(parsed: ParsedCid, source: PutSource, pin: boolean, sync: boolean): Promise<{ added: boolean } | { wait: Promise<void> }> {
     const existing = this.entries.get(parsed.cid);
     if (existing) {
+      // An adopted temp file of a chunk the store holds already is not needed (removed first, so that nothing below can leave it behind).
+      if ("spooled" in source) await rm(source.spooled, { force: true });
       if (pin) await this.pinLocked(parsed.cid, sync);
       // A durable put of a chunk still pending makes it durable now rather than at the next flush.
       if (sync && this.unsynced.has(parsed.cid)) {
@@ -517,7 +577,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
       this.touch(parsed.cid);
       return { added: false };
     }
-    const sizeBytes = bytes.length;
+    const sizeBytes = "bytes" in source ? source.bytes.length : source.sizeBytes;
     const reservation = this.reserve(parsed.cid, sizeBytes);
     if ("wait" in reservation) return reservation;
     const newlyPinned = pin && !this.pins.has(parsed.cid);
@@ -530,18 +590,21 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
         await Promise.all(reservation.victims.map((victim) => this.unlinkEvicted(victim)));
         const shard = shardOf(parsed.digest);
         if (!this.shards.has(shard)) {
-          await mkdir(join(this.chunksDir, shard), { recursive: true });
+          // An adopted file's writer created its shard directory (spoolChunkSync); it is as new to the disk as one made here.
+          if ("bytes" in source) await mkdir(join(this.chunksDir, shard), { recursive: true });
           this.shards.add(shard);
           if (sync) await fsyncDirectory(this.chunksDir);
           else this.chunksDirDirty = true;
         }
-        if (sync) await writeFileAtomic(path, bytes);
-        else pendingPath = await writeTempFile(join(this.chunksDir, shard), bytes);
+        if ("spooled" in source) pendingPath = source.spooled;
+        else if (sync) await writeFileAtomic(path, source.bytes);
+        else pendingPath = await writeTempFile(join(this.chunksDir, shard), source.bytes);
       } finally {
         this.releaseReservation(sizeBytes);
       }
     } catch (error) {
       // Nothing half-done stays: not the file (if the failure came after the rename), not a pin this put created.
+      // (An adopted temp file is removed by adoptTrusted.)
       await rm(path, { force: true }).catch(() => {});
       if (newlyPinned) await this.unpinLocked(parsed.cid).catch(() => {});
       throw this.translateDiskFull(error, parsed.cid);
@@ -563,12 +626,12 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     return parsed;
   }
 
-  private putChecked(parsed: ParsedCid, bytes: Uint8Array, options: PutOptions): Promise<{ added: boolean }> {
+  private putChecked(parsed: ParsedCid, source: PutSource, options: PutOptions): Promise<{ added: boolean }> {
     const sync = options.sync !== false;
     return this.track(
       (async () => {
         for (;;) {
-          const outcome = await this.withLock(parsed.cid, () => this.putLocked(parsed, bytes, options.pin === true, sync));
+          const outcome = await this.withLock(parsed.cid, () => this.putLocked(parsed, source, options.pin === true, sync));
           if (!("wait" in outcome)) return outcome;
           await outcome.wait;
         }
@@ -668,7 +731,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
   private async syncPinsDir(): Promise<void> {
     this.pinsDirDirty = false;
     try {
-      await fsyncDirectory(this.pinsDir);
+      await this.markers.sync();
     } catch (error) {
       this.pinsDirDirty = true;
       throw error;
@@ -720,12 +783,12 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     });
   }
 
-  /** Creates the pin marker; `sync: false` leaves its directory entry to the next flush. */
+  /** Creates the pin marker (pin-markers.ts); `sync: false` leaves making it durable to the next flush. */
   private async pinLocked(cid: string, sync = true): Promise<void> {
     if (this.pins.has(cid)) return;
     try {
-      await (await open(join(this.pinsDir, cid), "a")).close();
-      if (sync) await fsyncDirectory(this.pinsDir);
+      this.markers.create(cid);
+      if (sync) await this.markers.sync();
       else this.pinsDirDirty = true;
     } catch (error) {
       throw this.translateDiskFull(error, cid);
@@ -741,8 +804,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
 
   private async unpinLocked(cid: string): Promise<boolean> {
     if (!this.pins.has(cid)) return false;
-    await rm(join(this.pinsDir, cid), { force: true });
-    await fsyncDirectory(this.pinsDir);
+    await this.markers.remove(cid);
     this.pins.delete(cid);
     const entry = this.entries.get(cid);
     if (entry?.pinned) {

@@ -12,10 +12,16 @@
  *    the slab plus a place in the sealed ring; a worker reads the plaintext
  *    from the slab and writes ciphertext || tag into the ring
  *    (seal-into.ts), and only keys, CIDs and hashes travel as messages;
- *  - sealed chunks are stored strictly in file order, written to the store
- *    from the ring, which is freed in the same order once each write has
- *    settled. The chunk list, the store's contents and the replication queue
- *    are the same as with one thread.
+ *  - with `spoolDir` (the put's store's), the worker that sealed a chunk
+ *    also writes it to its temp file in the store (spoolChunkSync,
+ *    synchronous calls off the main thread), and the store adopts that file
+ *    (ChunkStore.adoptTrusted) instead of writing the ring's bytes; a chunk
+ *    the worker could not write (or found stored already) is stored from
+ *    the ring as before, so every failure is still the store's to report;
+ *  - sealed chunks are stored strictly in file order, from the ring, which is
+ *    freed in the same order once each store call has settled. The chunk
+ *    list, the store's contents and the replication queue are the same as
+ *    with one thread.
  * Smaller files are read, chunked (FastCdcChunker) and sealed
  * (sealChunkNative) in-thread: starting workers and a 48 MiB arena costs
  * more than it saves there. Workers that cannot start leave the same
@@ -36,14 +42,13 @@
  * chunk's key.
  */
 import { createHash, randomBytes, type Hash } from "node:crypto";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, rm, type FileHandle } from "node:fs/promises";
 import { CHUNK_TAG_BYTES, type ChunkKeying } from "../core/chunk-cipher.js";
 import { FastCdcChunker, FastCdcCursor, resolveChunkerOptions, type Chunk, type ChunkerOptions } from "../core/chunker.js";
 import { chunkRefOf, type ChunkRef } from "../core/manifest.js";
 import { acquireIngestArena, arenaShape, type ArenaShape, type Slab } from "./ingest-arena.js";
 import { sealChunkNative } from "./native-chunk-cipher.js";
-import type { SealedInto } from "./seal-into.js";
-import { acquireSealPool, type SealPool } from "./seal-pool.js";
+import { acquireSealPool, type SealedIntoResult, type SealPool } from "./seal-pool.js";
 
 /** Sealed chunks being written to the store while later ones are sealed. */
 const STORE_WINDOW = 4;
@@ -64,8 +69,13 @@ export interface FileIngestContext {
    * Stores (pinned), counts, announces and queues replication of one sealed
    * chunk. For data chunks (`isData`) `sealed` is lent: it is reused once
    * the returned promise settles, so whatever keeps it longer must copy it.
+   * `spooled`: these bytes are already written to that temp file under
+   * `spoolDir`, which storeSealed takes over (ChunkStore.adoptTrusted
+   * adopts or removes it, whatever happens).
    */
-  storeSealed(cid: string, sealed: Uint8Array, isData: boolean): Promise<void>;
+  storeSealed(cid: string, sealed: Uint8Array, isData: boolean, spooled?: string): Promise<void>;
+  /** The store's ChunkStore.spoolDir: the seal workers write data chunks' temp files there themselves (large files only). Absent: storeSealed gets bytes only. */
+  spoolDir?: string;
   /** Called after each chunk is sealed, with its plaintext size. */
   onChunk(plaintextBytes: number): void;
   /** Seal on worker threads: "auto" (default) for files of PARALLEL_MIN_BYTES or more, or always / never. */
@@ -111,7 +121,7 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
   const wholeFile = createHash("sha256");
   const chunks: ChunkRef[] = [];
   /** Chunks being sealed, in file order, and the store writes after them (each awaited in order). */
-  const sealing: { sealed: Promise<SealedInto>; slab: Slab; output: Uint8Array; plaintextBytes: number }[] = [];
+  const sealing: { sealed: Promise<SealedIntoResult>; slab: Slab; output: Uint8Array; plaintextBytes: number }[] = [];
   const writing: { write: Promise<void>; output: Uint8Array }[] = [];
   // Two per worker keep each busy (one sealing, one waiting); two more let this thread run ahead of them.
   const maxSealing = 2 * pool.size + 2;
@@ -132,7 +142,8 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
     next.slab.refs--;
     const sealed = next.output.subarray(0, result.sealedBytes);
     chunks.push(chunkRefOf({ cid: result.cid, key: result.key, sealed }));
-    const write = ctx.storeSealed(result.cid, sealed, true);
+    // The temp file (if the worker wrote one) is the store's from here on; a failed or skipped one means storing the ring's bytes.
+    const write = ctx.storeSealed(result.cid, sealed, true, spooledPath(result));
     write.catch(() => {}); // awaited in order by finishWrite; this only marks it handled meanwhile
     writing.push({ write, output: next.output });
     ctx.onChunk(next.plaintextBytes);
@@ -152,7 +163,7 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
     sizeBytes += end - start;
     const output = await place(end - start + CHUNK_TAG_BYTES);
     slab.refs++;
-    const sealed = pool.sealInto(input.subarray(start, end), output, keying(submitted++));
+    const sealed = pool.sealInto(input.subarray(start, end), output, keying(submitted++), { spoolDir: ctx.spoolDir });
     sealed.catch(() => {});
     sealing.push({ sealed, slab, output, plaintextBytes: end - start });
     while (sealing.length >= maxSealing) await storeNext();
@@ -194,9 +205,15 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
     while (sealing.length > 0) await storeNext();
     while (writing.length > 0) await finishWrite();
   } finally {
-    // On an error, everything still reading into or sealing out of the arena settles before it is reused.
+    // On an error, everything still reading into or sealing out of the arena settles before it is reused,
+    // and temp files written for chunks that never reached the store are removed.
     await reading?.catch(() => {});
-    await Promise.allSettled([...sealing.map((s) => s.sealed), ...writing.map((w) => w.write)]);
+    const unstored = await Promise.allSettled(sealing.map((s) => s.sealed));
+    await Promise.allSettled(writing.map((w) => w.write));
+    for (const outcome of unstored) {
+      const path = outcome.status === "fulfilled" ? spooledPath(outcome.value) : undefined;
+      if (path !== undefined) await rm(path, { force: true }).catch(() => {});
+    }
     lease.release();
   }
   return { chunks, sizeBytes, sha256: digestOf(wholeFile) };
@@ -249,6 +266,10 @@ async function ingestInThread(file: FileHandle, ctx: FileIngestContext): Promise
     await Promise.allSettled(writes);
   }
   return { chunks, sizeBytes, sha256: digestOf(wholeFile) };
+}
+
+function spooledPath(result: SealedIntoResult): string | undefined {
+  return result.spool && "spooled" in result.spool ? result.spool.spooled : undefined;
 }
 
 function digestOf(hash: Hash): Uint8Array {

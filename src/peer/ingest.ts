@@ -142,10 +142,11 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   const seen = new Set<string>();
   /** Chunks new to the local store, announced once flushed (group commit: nothing is announced that a power cut could lose). */
   const unannounced: string[] = [];
-  const storeSealed = async (cid: string, sealed: Uint8Array, isData: boolean) => {
-    // Trusted: `cid` was computed from these very bytes by sealing them in this process (the store skips its re-hash).
+  const storeSealed = async (cid: string, sealed: Uint8Array, isData: boolean, spooled?: string) => {
+    // Trusted: `cid` was computed from these very bytes by sealing them in this process (the store skips its re-hash);
+    // `spooled`: a seal worker wrote them to that temp file in the store, which adopts it instead of writing them again.
     // sync: false: durable at the flush below, before anything is pinned, announced or returned.
-    const { added } = await deps.store.putTrusted(cid, sealed, { pin: true, sync: false });
+    const { added } = spooled !== undefined ? await deps.store.adoptTrusted(cid, spooled, sealed.length, { pin: true }) : await deps.store.putTrusted(cid, sealed, { pin: true, sync: false });
     if (added) {
       if (isData) counters.newChunks++;
       counters.storedBytes += sealed.length;
@@ -165,6 +166,7 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     chunker: options.chunker,
     signal: options.signal,
     storeSealed,
+    spoolDir: deps.store.spoolDir,
     onChunk: (plaintextBytes) => {
       counters.bytesDone += plaintextBytes;
       counters.chunks++;

@@ -1,8 +1,8 @@
 /**
  * The file side of the chunk store's group commit (chunk-store.ts, `put`
- * with `{ sync: false }`): a pending chunk is written to a temp file without
- * fsync, fsynced early in the background, and renamed into place by the
- * store's flush.
+ * with `{ sync: false }` and `adoptTrusted`): a pending chunk is written to
+ * a temp file without fsync, fsynced early in the background, and renamed
+ * into place by the store's flush.
  *
  * Why a background writeback: without it the kernel writes nothing until
  * its dirty-page thresholds (gigabytes on a large machine) or the flush's
@@ -10,11 +10,76 @@
  * reach the disk. Syncing one file at a time as soon as it is written lets
  * the disk work while ingest is still sealing, and leaves libuv's other
  * threads to the pipeline's reads and writes.
+ *
+ * Why some calls here are synchronous: on this project's VM an async fs call
+ * costs ~40-100 µs of CPU (the hand-off to libuv's pool and back), a
+ * synchronous one of the same kind ~7-20 µs, and ingest made ~9 of them per
+ * chunk. So the thread that seals a chunk also writes its temp file
+ * (`spoolChunkSync`, on a seal worker, which has nothing else to wait for),
+ * and the writeback opens and closes with synchronous calls, keeping only
+ * the fsync itself, which waits for the disk, off the calling thread.
  */
 import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, fsync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { toHex } from "../core/bytes.js";
+import { parseCid } from "../core/cid.js";
 import { errorCode, TEMP_FILE_PREFIX } from "./atomic-file.js";
+
+/** Shard directory (under the store's chunks/) of a chunk: the hex of its digest's first byte. */
+export function shardOf(digest: Uint8Array): string {
+  return toHex(digest.subarray(0, 1));
+}
+
+/**
+ * What `spoolChunkSync` did: wrote the chunk to the temp file `spooled`
+ * (which ChunkStore.adoptTrusted then takes over), found the chunk already
+ * committed under its name (`present`: nothing written), or failed (nothing
+ * left behind; the caller stores the bytes the ordinary way, which reports
+ * the store's own error, such as store_full for ENOSPC).
+ */
+export type SpoolOutcome = { spooled: string } | { present: true } | { failed: { code?: string; message: string } };
+
+/**
+ * Writes a sealed chunk to a new temp file in its shard directory under
+ * `chunksDir` (ChunkStore.spoolDir), creating the shard directory if needed,
+ * with synchronous calls and without fsync: the store's writeback and flush
+ * make it durable once adopted. Meant for the thread that sealed the chunk
+ * (ingest's seal workers, seal-worker.ts): `cid` must have been computed in
+ * this process from these very bytes, as for ChunkStore.putTrusted. Never
+ * throws.
+ */
+export function spoolChunkSync(chunksDir: string, cid: string, bytes: Uint8Array): SpoolOutcome {
+  let path: string | undefined;
+  let fd: number | undefined;
+  try {
+    const shardDir = join(chunksDir, shardOf(parseCid(cid).digest));
+    // A re-put finds most chunks committed already: a stat instead of a write (the store then only touches them).
+    if (existsSync(join(shardDir, cid))) return { present: true };
+    path = join(shardDir, TEMP_FILE_PREFIX + randomBytes(8).toString("hex"));
+    try {
+      // "wx": never clobber, even in the (2^-64) case of a name collision.
+      fd = openSync(path, "wx");
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") throw error;
+      mkdirSync(shardDir, { recursive: true });
+      fd = openSync(path, "wx");
+    }
+    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    closeSync(fd);
+    fd = undefined;
+    return { spooled: path };
+  } catch (error) {
+    try {
+      if (fd !== undefined) closeSync(fd);
+      if (path !== undefined) rmSync(path, { force: true });
+    } catch {
+      // Left for the store's start-up cleanup of temp files.
+    }
+    return { failed: { code: errorCode(error), message: error instanceof Error ? error.message : String(error) } };
+  }
+}
 
 /**
  * Writes `bytes` to a new temp file in `dir` (the target's own directory, so
@@ -36,13 +101,18 @@ export async function writeTempFile(dir: string, bytes: Uint8Array): Promise<str
   return path;
 }
 
-/** fsync through a read-only descriptor (Linux and macOS flush the file's data and metadata whatever the open mode). */
+/**
+ * fsync through a read-only descriptor (Linux and macOS flush the file's data
+ * and metadata whatever the open mode). Only the fsync, which waits for the
+ * disk, goes to libuv's pool; opening and closing are synchronous (see the
+ * module comment).
+ */
 export async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, "r");
+  const fd = openSync(path, "r");
   try {
-    await handle.sync();
+    await new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

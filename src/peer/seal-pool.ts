@@ -18,7 +18,11 @@
  * - `sealInto()` is ingest's path (ingest-file.ts): plaintext and output
  *   are views of shared memory (ingest-arena.ts), which the worker reads and
  *   writes in place (seal-into.ts), so a chunk costs no copy, no transfer
- *   and no new buffer; only keys, CIDs and hashes are messages.
+ *   and no new buffer; only keys, CIDs and hashes are messages. With
+ *   `spoolDir` (the chunk store's), the worker also writes the sealed chunk
+ *   to its temp file in the store (spoolChunkSync, pending-files.ts) with
+ *   synchronous calls, which the store then adopts: the write costs the main
+ *   thread nothing, and no async round trips.
  * - `seal()` copies the plaintext once into a buffer with room for the tag
  *   and transfers it; the worker seals into that same buffer and transfers
  *   it back as the sealed chunk, so a chunk costs one allocation, not three
@@ -44,21 +48,29 @@ import { Worker } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
 import { PeercloudError } from "../core/errors.js";
 import { sealChunkNative } from "./native-chunk-cipher.js";
+import type { SpoolOutcome } from "./pending-files.js";
 import { sealChunkInto, type SealedInto } from "./seal-into.js";
 
 /**
  * main → worker: either the plaintext is the first `lengthBytes` of `buffer`
  * (transferred), or `plaintext` and `output` are views of shared memory and
- * the sealed chunk goes into `output` (sealChunkInto).
+ * the sealed chunk goes into `output` (sealChunkInto), and from there to a
+ * temp file under `spoolDir` when given (spoolChunkSync).
  */
 export type SealRequest =
   | { id: number; buffer: ArrayBuffer; lengthBytes: number; keying: ChunkKeying }
-  | { id: number; plaintext: Uint8Array; output: Uint8Array; keying: ChunkKeying };
+  | { id: number; plaintext: Uint8Array; output: Uint8Array; keying: ChunkKeying; spoolDir?: string };
+
+/** What `sealInto` resolves to: the sealed chunk's particulars, and what became of its temp file when one was asked for. */
+export interface SealedIntoResult extends SealedInto {
+  /** Present when `spoolDir` was given and a worker sealed the chunk (sealing in the calling thread writes no file). */
+  spool?: SpoolOutcome;
+}
 
 /** worker → main: a sealed chunk (or, for a shared-memory request, what sealing it into `output` returned), or the error sealing threw. */
 export type SealReply =
   | ({ id: number } & SealedChunk)
-  | ({ id: number } & SealedInto)
+  | ({ id: number } & SealedIntoResult)
   | { id: number; error: { name: string; message: string } };
 
 /** A seal worker died with chunks in hand; the pool is unusable from then on. */
@@ -87,7 +99,7 @@ export interface SealPoolStats {
 }
 
 interface Task {
-  resolve(result: SealedChunk | SealedInto): void;
+  resolve(result: SealedChunk | SealedIntoResult): void;
   reject(error: unknown): void;
 }
 
@@ -180,8 +192,14 @@ export class SealPool {
    * and writes in place, so nothing is copied or transferred. Neither may
    * be touched until the promise settles. With no worker ready it seals
    * in the calling thread, with the same result.
+   *
+   * With `spoolDir` (a ChunkStore's `spoolDir`), the worker then writes the
+   * sealed chunk to a temp file there (spoolChunkSync) and `spool` says what
+   * became of it; a `spooled` file belongs to the caller, who hands it to
+   * ChunkStore.adoptTrusted or removes it. Sealing in the calling thread
+   * writes no file (no `spool`): synchronous writes would block it.
    */
-  sealInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying): Promise<SealedInto> {
+  sealInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying, options: { spoolDir?: string } = {}): Promise<SealedIntoResult> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.closed) return Promise.reject(new SealWorkerError("the seal pool is closed"));
     if (!(plaintext instanceof Uint8Array) || !(output instanceof Uint8Array)) return Promise.reject(new TypeError("sealInto: plaintext and output must be Uint8Arrays"));
@@ -198,10 +216,12 @@ export class SealPool {
         return Promise.reject(error);
       }
     }
-    return this.dispatch<SealedInto>(slot, { id: this.nextId++, plaintext, output, keying }, []);
+    const request: SealRequest = { id: this.nextId++, plaintext, output, keying };
+    if (options.spoolDir !== undefined) request.spoolDir = options.spoolDir;
+    return this.dispatch<SealedIntoResult>(slot, request, []);
   }
 
-  private dispatch<T extends SealedChunk | SealedInto>(slot: Slot, request: SealRequest, transfer: ArrayBuffer[]): Promise<T> {
+  private dispatch<T extends SealedChunk | SealedIntoResult>(slot: Slot, request: SealRequest, transfer: ArrayBuffer[]): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       slot.tasks.set(request.id, { resolve: resolve as Task["resolve"], reject });
       if (slot.tasks.size === 1) slot.worker.ref();

@@ -16,13 +16,17 @@
  * A shared-memory request (ingest's: plaintext and output are views of
  * SharedArrayBuffers, see ingest-arena.ts) is sealed with sealChunkInto
  * straight from the plaintext into the output; only the key, CID and hash
- * travel back.
+ * travel back. With a `spoolDir`, the sealed bytes are then written to the
+ * chunk's temp file in the store (spoolChunkSync, synchronous calls: this
+ * thread has nothing else to do meanwhile), and the outcome travels back
+ * with them.
  */
 import { createCipheriv, createHash } from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
 import { cidFromSha256 } from "../core/cid.js";
 import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256, sealChunkNative } from "./native-chunk-cipher.js";
+import { spoolChunkSync } from "./pending-files.js";
 import { sealChunkInto } from "./seal-into.js";
 import type { SealReply, SealRequest } from "./seal-pool.js";
 
@@ -45,12 +49,13 @@ port.on("message", (request: SealRequest) => {
 
 port.postMessage({ ready: true });
 
-function sealShared({ id, plaintext, output, keying }: Extract<SealRequest, { output: Uint8Array }>): void {
+function sealShared({ id, plaintext, output, keying, spoolDir }: Extract<SealRequest, { output: Uint8Array }>): void {
   let reply: SealReply;
   try {
     const { key, cid, plaintextSha256, sealedBytes } = sealChunkInto(plaintext, output, keying);
     // Own 32-byte copies: a view of a larger buffer would be cloned whole.
     reply = plaintextSha256 ? { id, key: new Uint8Array(key), cid, plaintextSha256: new Uint8Array(plaintextSha256), sealedBytes } : { id, key: new Uint8Array(key), cid, sealedBytes };
+    if (spoolDir !== undefined) reply.spool = spoolChunkSync(spoolDir, cid, output.subarray(0, sealedBytes));
   } catch (error) {
     reply = { id, error: errorOf(error) };
   }

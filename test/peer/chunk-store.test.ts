@@ -7,7 +7,7 @@ import { execFile, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -15,8 +15,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseCid } from "../../src/core/cid.js";
 import { cleanupTempFiles, isTempFileName, writeFileAtomic } from "../../src/peer/atomic-file.js";
 import { ChunkStore, shardOf } from "../../src/peer/chunk-store.js";
-import { Writeback, writeTempFile, type WritebackOutcome } from "../../src/peer/pending-files.js";
-import { chunkStoreContract, makeChunk, recordEvents } from "./store-contract.js";
+import { spoolChunkSync, Writeback, writeTempFile, type SpoolOutcome, type WritebackOutcome } from "../../src/peer/pending-files.js";
+import { PIN_SOURCE_NAME } from "../../src/peer/pin-markers.js";
+import { chunkStoreContract, makeChunk, readAll, recordEvents } from "./store-contract.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRITER = fileURLToPath(new URL("./fixtures/store-writer.ts", import.meta.url));
@@ -138,6 +139,27 @@ describe("pending files (group commit)", () => {
     await writeback.idle();
     expect(outcomes).toHaveLength(3);
   });
+
+  it("spools a chunk into its shard directory (creating it), reports one already committed, and leaves nothing when it fails", async () => {
+    const chunksDir = join(dir, "chunks");
+    const c = makeChunk("spool", 70_000);
+    const shardDir = join(chunksDir, shardOf(parseCid(c.cid).digest));
+    const outcome = spoolChunkSync(chunksDir, c.cid, c.bytes);
+    expect(outcome).toEqual({ spooled: expect.stringMatching(/\.tmp-[0-9a-f]{16}$/) });
+    const path = (outcome as { spooled: string }).spooled;
+    expect(relative(chunksDir, path).split("/")[0]).toBe(shardOf(parseCid(c.cid).digest));
+    expect(new Uint8Array(await readFile(path))).toEqual(c.bytes);
+    // Committed under its name already: nothing is written.
+    await writeFile(join(shardDir, c.cid), c.bytes);
+    expect(spoolChunkSync(chunksDir, c.cid, c.bytes)).toEqual({ present: true });
+    expect((await readdir(shardDir)).sort()).toEqual([c.cid, relative(shardDir, path)].sort());
+    // A chunks directory that cannot hold it: the error, and no file.
+    const notADir = join(dir, "not-a-dir");
+    await writeFile(notADir, "");
+    const failed = spoolChunkSync(notADir, c.cid, c.bytes) as Extract<SpoolOutcome, { failed: unknown }>;
+    expect(failed.failed.code).toMatch(/^(ENOTDIR|EEXIST)$/);
+    expect((await readdir(dir)).sort()).toEqual(["chunks", "not-a-dir"]);
+  });
 });
 
 describe("ChunkStore on disk", () => {
@@ -149,9 +171,47 @@ describe("ChunkStore on disk", () => {
     await store.put(b.cid, b.bytes, { pin: true });
     const shardA = createHash("sha256").update(a.bytes).digest("hex").slice(0, 2);
     const shardB = createHash("sha256").update(b.bytes).digest("hex").slice(0, 2);
-    expect(await filesUnder(dir)).toEqual([`chunks/${shardA}/${a.cid}`, `chunks/${shardB}/${b.cid}`, `pins/${b.cid}`].sort());
+    expect(await filesUnder(dir)).toEqual([`chunks/${shardA}/${a.cid}`, `chunks/${shardB}/${b.cid}`, `pins/${PIN_SOURCE_NAME}`, `pins/${b.cid}`].sort());
     expect(new Uint8Array(await readFile(chunkFile(dir, a.cid)))).toEqual(a.bytes);
     expect((await stat(join(dir, "pins", b.cid))).size).toBe(0);
+  });
+
+  it("makes pin markers hard links to one empty file, which unpinning one of them leaves to the others", async () => {
+    const store = await ChunkStore.open(dir);
+    const [a, b, c] = ["a", "b", "c"].map((l) => makeChunk(`links-${l}`, 100));
+    await store.put(a.cid, a.bytes, { pin: true });
+    await store.putTrusted(b.cid, b.bytes, { pin: true, sync: false });
+    await store.pin(c.cid); // ahead of its chunk
+    await store.flush();
+    const source = await stat(join(dir, "pins", PIN_SOURCE_NAME));
+    for (const x of [a, b, c]) expect((await stat(join(dir, "pins", x.cid))).ino).toBe(source.ino);
+    expect(source.nlink).toBe(4);
+    expect(await store.unpin(a.cid)).toBe(true);
+    expect((await stat(join(dir, "pins", PIN_SOURCE_NAME))).nlink).toBe(3);
+    await store.close();
+    const reopened = await ChunkStore.open(dir);
+    expect([a, b, c].map((x) => reopened.isPinned(x.cid))).toEqual([false, true, true]);
+    await reopened.close();
+  });
+
+  it("pins with an empty file of its own when the marker source cannot be linked, and renews a missing source", async () => {
+    const store = await ChunkStore.open(dir);
+    const [a, b] = ["a", "b"].map((l) => makeChunk(`marker-fallback-${l}`, 100));
+    // A directory in the source's place: no hard link to it, and no file can be renamed over it.
+    await mkdir(join(dir, "pins", PIN_SOURCE_NAME));
+    await store.putTrusted(a.cid, a.bytes, { pin: true, sync: false });
+    await store.flush();
+    const marker = await stat(join(dir, "pins", a.cid));
+    expect(marker.isFile() && marker.size === 0 && marker.nlink === 1).toBe(true);
+    // Gone altogether: the next pin makes a new source and links to it.
+    await rm(join(dir, "pins", PIN_SOURCE_NAME), { recursive: true });
+    await store.pin(b.cid);
+    expect((await stat(join(dir, "pins", b.cid))).ino).toBe((await stat(join(dir, "pins", PIN_SOURCE_NAME))).ino);
+    expect((await filesUnder(join(dir, "pins"))).filter((f) => isTempFileName(f))).toEqual([]);
+    await store.close();
+    const reopened = await ChunkStore.open(dir);
+    expect(reopened.isPinned(a.cid) && reopened.isPinned(b.cid)).toBe(true);
+    await reopened.close();
   });
 
   it("writes nothing at all for a mismatched chunk", async () => {
@@ -300,6 +360,95 @@ describe("ChunkStore on disk", () => {
     await store.close();
   });
 
+  describe("adoptTrusted (a temp file another thread wrote)", () => {
+    const spool = (store: ChunkStore, c: { cid: string; bytes: Uint8Array }) => (spoolChunkSync(store.spoolDir, c.cid, c.bytes) as { spooled: string }).spooled;
+    const tempFiles = async () => (await filesUnder(dir)).filter((f) => isTempFileName(f.split("/").pop()!));
+
+    it("takes the file over as a pending chunk: readable and pinned at once, renamed into place and announced at flush, kept across a reopen", async () => {
+      let store = await ChunkStore.open(dir);
+      const events = recordEvents(store);
+      const [a, b] = ["a", "b"].map((l) => makeChunk(`adopt-${l}`, 40_000));
+      const pathA = spool(store, a);
+      expect(await store.adoptTrusted(a.cid, pathA, a.bytes.length, { pin: true })).toEqual({ added: true });
+      expect(await store.adoptTrusted(b.cid, spool(store, b), b.bytes.length)).toEqual({ added: true });
+      expect(await store.get(a.cid)).toEqual(a.bytes);
+      expect(await readAll((await store.openRead(b.cid, { start: 5 }))!.stream)).toEqual(b.bytes.slice(5));
+      expect(store.isPinned(a.cid) && !store.isPinned(b.cid)).toBe(true);
+      expect(store.stats()).toMatchObject({ chunks: 2, usedBytes: 80_000, pinnedBytes: 40_000 });
+      expect([...store.list()]).toEqual([]);
+      expect(events.added).toEqual([]);
+      expect(await readFile(pathA)).toHaveLength(40_000); // still the temp file: nothing was written again
+
+      await store.flush();
+      expect(events.added).toEqual([
+        [a.cid, 40_000],
+        [b.cid, 40_000],
+      ]);
+      expect(await tempFiles()).toEqual([]);
+      for (const x of [a, b]) expect(new Uint8Array(await readFile(chunkFile(dir, x.cid)))).toEqual(x.bytes);
+      await store.close();
+      store = await ChunkStore.open(dir);
+      expect(store.isPinned(a.cid) && store.has(b.cid)).toBe(true);
+      await store.close();
+    });
+
+    it("removes the file when the chunk is already there, when there is no room, and when the store is closed", async () => {
+      const store = await ChunkStore.open(dir, { limitBytes: 50_000 });
+      const kept = makeChunk("adopt-kept", 30_000);
+      const loose = makeChunk("adopt-loose", 10_000);
+      await store.put(kept.cid, kept.bytes, { pin: true });
+      await store.put(loose.cid, loose.bytes);
+      // Present already (a put raced the writer's existence check): not added, the file goes, the pin still applies.
+      const dup = join(dirname(chunkFile(dir, loose.cid)), ".tmp-dup0dup0dup0dup0");
+      await writeFile(dup, loose.bytes);
+      expect(await store.adoptTrusted(loose.cid, dup, loose.bytes.length, { pin: true })).toEqual({ added: false });
+      expect(store.stats()).toMatchObject({ chunks: 2, usedBytes: 40_000, pinnedBytes: 40_000 });
+      // No room: pinned data fills the limit.
+      const big = makeChunk("adopt-big", 30_000);
+      await expect(store.adoptTrusted(big.cid, spool(store, big), big.bytes.length, { pin: true })).rejects.toMatchObject({ code: "store_full" });
+      expect(store.has(big.cid) || store.isPinned(big.cid)).toBe(false);
+      expect(await tempFiles()).toEqual([]);
+      await store.close();
+      const late = makeChunk("adopt-late", 100);
+      const latePath = spool(store, late);
+      await expect(store.adoptTrusted(late.cid, latePath, 100)).rejects.toMatchObject({ code: "store_closed" });
+      expect(await tempFiles()).toEqual([]);
+    });
+
+    it("evicts a pending adopted chunk like any other, its file with it", async () => {
+      const store = await ChunkStore.open(dir, { limitBytes: 2000 });
+      const events = recordEvents(store);
+      const [a, b, c] = ["a", "b", "c"].map((l) => makeChunk(`adopt-evict-${l}`, 1000));
+      for (const x of [a, b, c]) await store.adoptTrusted(x.cid, spool(store, x), 1000);
+      expect(store.has(a.cid)).toBe(false);
+      expect(events.removed).toEqual([]); // never announced, so never withdrawn
+      await store.flush();
+      expect(await filesUnder(join(dir, "chunks"))).toEqual([b, c].map((x) => relative(join(dir, "chunks"), chunkFile(dir, x.cid))).sort());
+      expect(events.added.map(([cid]) => cid)).toEqual([b.cid, c.cid]);
+    });
+
+    it("refuses a path that is not a temp file in a shard directory of the store, leaving it alone, and removes one in the wrong shard", async () => {
+      const store = await ChunkStore.open(dir);
+      const c = makeChunk("adopt-bad-path", 100);
+      const outside = join(dir, ".tmp-outside0000000");
+      await writeFile(outside, c.bytes);
+      const notTemp = join(store.spoolDir, shardOf(parseCid(c.cid).digest), "plain-name");
+      await mkdir(dirname(notTemp), { recursive: true });
+      await writeFile(notTemp, c.bytes);
+      for (const path of [outside, notTemp, "relative/.tmp-x"]) await expect(store.adoptTrusted(c.cid, path, 100)).rejects.toBeInstanceOf(RangeError);
+      expect(await readFile(outside)).toHaveLength(100);
+      expect(await readFile(notTemp)).toHaveLength(100);
+      const wrongShard = ((parseInt(shardOf(parseCid(c.cid).digest), 16) + 1) % 256).toString(16).padStart(2, "0");
+      await mkdir(join(store.spoolDir, wrongShard), { recursive: true });
+      const misplaced = join(store.spoolDir, wrongShard, ".tmp-misplaced00000");
+      await writeFile(misplaced, c.bytes);
+      await expect(store.adoptTrusted(c.cid, misplaced, 100)).rejects.toThrow(/not in the shard directory/);
+      await expect(stat(misplaced)).rejects.toMatchObject({ code: "ENOENT" });
+      expect(store.has(c.cid)).toBe(false);
+      await store.close();
+    });
+  });
+
   it("putTrusted believes its caller: a wrong CID is stored as given, and scrub is what catches it", async () => {
     const store = await ChunkStore.open(dir);
     const claimed = makeChunk("trusted-claimed", 1000);
@@ -421,6 +570,8 @@ describe("ChunkStore across processes", () => {
     expect(result.error.message).toMatch(/ENOSPC/);
     expect(result.stored).toBeGreaterThan(4);
     expect(result.tempFilesAfterFailure).toEqual([]);
+    expect(result.spoolWhenFull).toEqual({ failed: expect.objectContaining({ code: "ENOSPC" }) });
+    expect(result.tempFilesAfterSpool).toEqual([]);
     expect(result.putAfterDelete).toEqual({ added: true });
     expect(result.reopened).toBe(result.stored - 4 + 1);
     expect(result.scrub).toEqual({ checked: result.reopened, corrupt: [] });

@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ChunkerOptions } from "../../src/core/chunker.js";
 import { isPeercloudError } from "../../src/core/errors.js";
 import { parseLink } from "../../src/core/link.js";
-import { openManifest, manifestKeyBytes, type FileManifest } from "../../src/core/manifest.js";
+import { openManifest, type FileManifest } from "../../src/core/manifest.js";
 import { ChunkStore } from "../../src/peer/chunk-store.js";
 import { getLink, type GetOptions } from "../../src/peer/download.js";
 import { putPath, type PutOptions } from "../../src/peer/ingest.js";
@@ -274,6 +274,15 @@ describe("put durability", () => {
     expect(durableWhenPinned).toHaveLength(r.chunks + 1);
     expect(durableWhenAnnounced.every(Boolean) && durableWhenPinned.every(Boolean)).toBe(true);
     expect([...publisher.list()]).toHaveLength(publisher.stats().chunks);
+    // The seal workers wrote the chunks' temp files (ChunkStore.adoptTrusted): every one renamed into place, pinned, none left over.
+    const onDisk: string[] = [];
+    for (const shard of await readdir(join(publisher.rootDir, "chunks"))) onDisk.push(...(await readdir(join(publisher.rootDir, "chunks", shard))));
+    expect(onDisk.sort()).toEqual([...publisher.list()].map((c) => c.cid).sort());
+    expect([...publisher.list()].every((c) => c.pinned)).toBe(true);
+    // A re-put finds every data chunk stored (the workers write nothing) and adds only its new manifest.
+    const again = await put(await inputFile("f.bin", data), publisher);
+    expect(again).toMatchObject({ chunks: r.chunks, newChunks: 0 });
+    expect(publisher.stats().chunks).toBe(r.chunks + 2);
     // And what was stored reads back as the same file.
     const out = join(root, "f.out");
     await getLink(r.link, { output: out }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("p", publisher)]) });

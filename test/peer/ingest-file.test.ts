@@ -8,14 +8,17 @@
  * aborts end the ingest without leaving the arena in use.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChunkerOptions } from "../../src/core/chunker.js";
 import { acquireIngestArena, arenaShape } from "../../src/peer/ingest-arena.js";
 import { ingestFile, type FileIngestContext } from "../../src/peer/ingest-file.js";
 import { nativeCidOf } from "../../src/peer/native-chunk-cipher.js";
+import { isTempFileName } from "../../src/peer/atomic-file.js";
+import { parseCid } from "../../src/core/cid.js";
+import { shardOf } from "../../src/peer/pending-files.js";
 import { acquireSealPool } from "../../src/peer/seal-pool.js";
 
 const KiB = 1024;
@@ -158,5 +161,86 @@ describe("ingestFile: shared-memory path", () => {
     });
     await expect(aborted).rejects.toThrow("user cancelled");
     expect(chunks).toBeLessThan(30);
+  });
+});
+
+describe("ingestFile: seal workers writing the store's temp files (spoolDir)", () => {
+  /** Every temp file left under `spoolDir`. */
+  async function tempFilesIn(spoolDir: string): Promise<string[]> {
+    const found: string[] = [];
+    for (const shard of await readdir(spoolDir)) for (const name of await readdir(join(spoolDir, shard))) if (isTempFileName(name)) found.push(join(spoolDir, shard, name));
+    return found;
+  }
+
+  async function freshSpool(name: string): Promise<string> {
+    const spoolDir = join(dir, `spool-dir-${name}`);
+    await mkdir(spoolDir);
+    return spoolDir;
+  }
+
+  it("hands each chunk's temp file, holding exactly its sealed bytes, to storeSealed, with the in-thread result", async () => {
+    const path = await fileOf("spool", pattern(600 * KiB));
+    const spoolDir = await freshSpool("ok");
+    const handed: { cid: string; spooled?: string }[] = [];
+    const spooledRun = await run(path, "always", {
+      spoolDir,
+      storeSealed: async (cid, sealed, _isData, spooled) => {
+        handed.push({ cid, spooled });
+        if (spooled === undefined) return;
+        // What a store adopting it would find there: the very bytes lent alongside, in the chunk's shard directory.
+        expect((await readFile(spooled)).equals(sealed)).toBe(true);
+        expect(dirname(spooled)).toBe(join(spoolDir, shardOf(parseCid(cid).digest)));
+        await rm(spooled);
+      },
+    });
+    const inThread = await run(path, "never");
+    expect(spooledRun.result).toEqual(inThread.result);
+    expect(handed.map((h) => h.cid)).toEqual(inThread.stored.map((s) => s.cid));
+    // Every chunk was written by a worker (the file repeats chunks: each occurrence gets its file, the store keeps one).
+    expect(handed.every((h) => h.spooled !== undefined)).toBe(true);
+    expect(await tempFilesIn(spoolDir)).toEqual([]);
+  });
+
+  it("hands over the ring's bytes alone when a worker cannot write the file (the store then writes them and reports its own errors)", async () => {
+    const path = await fileOf("spool-unwritable", randomBytes(200 * KiB));
+    const spoolDir = join(dir, "spool-dir-is-a-file");
+    await writeFile(spoolDir, "");
+    const handed: (string | undefined)[] = [];
+    const unwritable = await run(path, "always", { spoolDir, storeSealed: async (_cid, _sealed, _isData, spooled) => void handed.push(spooled) });
+    expect(handed.length).toBe(unwritable.result.chunks.length);
+    expect(handed.every((spooled) => spooled === undefined)).toBe(true);
+    expect(unwritable.result).toEqual((await run(path, "never")).result);
+  });
+
+  it("removes the temp files of chunks that never reached the store when the store fails or the ingest is aborted", async () => {
+    const path = await fileOf("spool-fail", randomBytes(400 * KiB));
+    // Slabs and a ring with room for many chunks, so that 2 × workers + 1 are still being sealed (and spooled) when the ingest stops.
+    const arena = { readBytes: 128 * KiB, slabCount: 3, sealedRingBytes: 16 * (32 * KiB + 16) };
+    const failDir = await freshSpool("fail");
+    let calls = 0;
+    const failing = run(path, "always", {
+      arena,
+      spoolDir: failDir,
+      storeSealed: async (_cid, _sealed, _isData, spooled) => {
+        if (spooled !== undefined) await rm(spooled); // storeSealed owns what it is given
+        if (++calls === 1) throw new Error("disk on fire");
+      },
+    });
+    await expect(failing).rejects.toThrow("disk on fire");
+    expect(await tempFilesIn(failDir)).toEqual([]);
+
+    const abortDir = await freshSpool("abort");
+    const controller = new AbortController();
+    const aborted = run(path, "always", {
+      arena,
+      spoolDir: abortDir,
+      signal: controller.signal,
+      storeSealed: async (_cid, _sealed, _isData, spooled) => {
+        if (spooled !== undefined) await rm(spooled);
+      },
+      onChunk: () => controller.abort(new Error("user cancelled")),
+    });
+    await expect(aborted).rejects.toThrow("user cancelled");
+    expect(await tempFilesIn(abortDir)).toEqual([]);
   });
 });

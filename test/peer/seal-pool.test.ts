@@ -6,9 +6,14 @@
  * seal-worker.ts through tsx, as ingest runs them.
  */
 import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { parseCid } from "../../src/core/cid.js";
 import type { ChunkKeying } from "../../src/core/chunk-cipher.js";
 import { sealChunkNative } from "../../src/peer/native-chunk-cipher.js";
+import { shardOf } from "../../src/peer/pending-files.js";
 import { sealChunkInto } from "../../src/peer/seal-into.js";
 import { acquireSealPool, SealPool, SealWorkerError } from "../../src/peer/seal-pool.js";
 
@@ -171,6 +176,28 @@ describe("SealPool", () => {
     }
     expect(pool.stats()).toMatchObject({ sealedInWorkers: sizes.length * 2, sealedInThread: 0 });
     expect(noWorkers.stats()).toMatchObject({ sealedInWorkers: 0, sealedInThread: sizes.length * 2 });
+  });
+
+  it("with a spool directory, writes each chunk a worker sealed to a temp file in its shard directory (and none when sealing in-thread)", async () => {
+    const pool = await startedPool({ size: 2 });
+    const noWorkers = await startedPool({ size: 1, workerModule: BROKEN });
+    const spoolDir = await mkdtemp(join(tmpdir(), "peercloud-seal-spool-"));
+    try {
+      for (const sizeBytes of [0, 1000, 300 * KiB + 5]) {
+        const plaintext = new Uint8Array(randomBytes(sizeBytes));
+        const expected = sealChunkNative(plaintext, convergent);
+        const output = shared(new Uint8Array(0), sizeBytes + 16);
+        const result = await pool.sealInto(shared(plaintext), output, convergent, { spoolDir });
+        expectSameSealInto(result, output, expected);
+        const path = (result.spool as { spooled: string }).spooled;
+        expect(dirname(path)).toBe(join(spoolDir, shardOf(parseCid(expected.cid).digest)));
+        expect(Buffer.compare(await readFile(path), expected.sealed)).toBe(0);
+      }
+      const inThread = await noWorkers.sealInto(shared(new Uint8Array(10)), shared(new Uint8Array(26)), convergent, { spoolDir });
+      expect(inThread.spool).toBeUndefined();
+    } finally {
+      await rm(spoolDir, { recursive: true, force: true });
+    }
   });
 
   it("refuses sealInto with memory a worker cannot share, too little output room, or overlapping output", async () => {
