@@ -11,8 +11,6 @@
  */
 import type { Command } from "commander";
 import { PeercloudError } from "../core/errors.js";
-import { ClientSession } from "../peer/client-session.js";
-import { ControlClient } from "../peer/control-client.js";
 import { PeerHome, resolveHomeDir } from "../peer/home.js";
 import type { OperationHooks, PeerOperations } from "../peer/operations.js";
 import { createProgressReporter } from "../peer/progress.js";
@@ -67,10 +65,17 @@ export function operationHooks(ctx: CliContext, label: string): OperationHooks &
   };
 }
 
-/** Runs `fn` against the home's daemon if one runs, else in this process (holding the home's lock). */
+/**
+ * Runs `fn` against the home's daemon if one runs, else in this process
+ * (holding the home's lock). Each way is imported only when taken: the
+ * in-process session is the whole client stack (store, transfer, download,
+ * ingest), which a command served by the daemon never needs to load.
+ */
 export async function withOperations<T>(ctx: CliContext, fn: (ops: PeerOperations, via: "daemon" | "local") => Promise<T>): Promise<T> {
   const daemon = await ctx.home.runningDaemon();
-  const ops: PeerOperations = daemon ? new ControlClient(daemon.controlSocket) : await ClientSession.open(ctx.home);
+  const ops: PeerOperations = daemon
+    ? new (await import("../peer/control-client.js")).ControlClient(daemon.controlSocket)
+    : await (await import("../peer/client-session.js")).ClientSession.open(ctx.home);
   try {
     return await fn(ops, daemon ? "daemon" : "local");
   } finally {

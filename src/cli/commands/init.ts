@@ -24,7 +24,6 @@ import { DEFAULT_PARAMS } from "../../core/params.js";
 import { isRole, type Role } from "../../core/roles.js";
 import { EdgeClient } from "../../peer/edge-client.js";
 import { newConvergenceSecret, type PeerConfig } from "../../peer/home.js";
-import { advertisedUrl } from "../../peer/daemon.js";
 import { contextOf, printResult } from "../context.js";
 import { UsageError } from "../errors.js";
 import { parseAdvertise, parsePort } from "./peer.js";
@@ -44,7 +43,10 @@ interface InitFlags {
 const DEFAULT_PORT = 7070;
 
 function parseRoles(text: string): Role[] {
-  const roles = text.split(",").map((r) => r.trim()).filter(Boolean);
+  const roles = text
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
   const bad = roles.filter((r) => !isRole(r));
   if (roles.length === 0 || bad.length) throw new InvalidArgumentError(`roles are a comma-separated list of service, client, gateway, publisher${bad.length ? ` (not: ${bad.join(", ")})` : ""}`);
   return [...new Set(roles)] as Role[];
@@ -102,7 +104,8 @@ export function registerInit(program: Command): void {
       }
       const identity = hasIdentity && !flags.force ? await home.readIdentity() : await generateIdentity();
 
-      const advertise = flags.advertise ?? (flags.port === 0 ? null : advertisedUrl("0.0.0.0", flags.port));
+      // daemon.ts (and the daemon's modules) load only to compute the default advertised address.
+      const advertise = flags.advertise ?? (flags.port === 0 ? null : (await import("../../peer/daemon.js")).advertisedUrl("0.0.0.0", flags.port));
       const edge = new EdgeClient({ edgeUrl, identity });
       const answer = await edge.bootstrap({
         publicKey: toBase64Url(identity.publicKey),
@@ -139,7 +142,15 @@ export function registerInit(program: Command): void {
       await home.writeConfig(config);
       printResult(
         ctx,
-        { nodeId: config.nodeId, region: config.region, roles: config.roles, networkId: config.network.id, home: home.dir, certificateExpiresAtMs: config.certificateExpiresAtMs, peers: answer.peers.length },
+        {
+          nodeId: config.nodeId,
+          region: config.region,
+          roles: config.roles,
+          networkId: config.network.id,
+          home: home.dir,
+          certificateExpiresAtMs: config.certificateExpiresAtMs,
+          peers: answer.peers.length,
+        },
         `joined network ${config.network.id.slice(0, 16)}… as ${config.nodeId.slice(0, 16)}… in region ${config.region} (${answer.peers.length} peer(s) known); home ${home.dir}`,
       );
     });

@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { PeercloudError } from "../../core/errors.js";
-import { PeerDaemon, type DaemonEvent } from "../../peer/daemon.js";
+import type { DaemonEvent } from "../../peer/daemon.js";
 import { processAlive } from "../../peer/home.js";
 import { formatBytes } from "../../peer/progress.js";
 import { contextOf, printResult, type CliContext } from "../context.js";
@@ -57,6 +57,8 @@ export function registerPeer(program: Command): void {
     .option("--advertise <url>", "transfer URL other peers should use (behind NAT or a proxy), e.g. http://203.0.113.7:7070", parseAdvertise)
     .action(async (flags: StartFlags, command: Command) => {
       const ctx = contextOf(command);
+      // The daemon's modules (transfer server, directory WebSocket, control socket) load only for this command.
+      const { PeerDaemon } = await import("../../peer/daemon.js");
       const daemon = await PeerDaemon.start({
         home: ctx.home,
         port: flags.port,
