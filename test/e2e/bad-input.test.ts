@@ -407,7 +407,7 @@ describe("full disks", () => {
         const { result, files } = splitListing(await onTinyTmpfs(d, storeDir, copy, ["put", file]));
         const message = expectErrorLine(result, "store_full", 1);
         expect(message.length).toBeGreaterThan(10);
-        expect(files.filter((f) => !/^(chunks\/[0-9a-f]{2}\/[a-z2-7]{59}|pins\/[a-z2-7]{59})$/.test(f))).toEqual([]);
+        expect(files.filter((f) => !/^(chunks\/[0-9a-f]{2}\/[a-z2-7]{59}|pins\/[a-z2-7]{59}|pins\/\.empty)$/.test(f))).toEqual([]);
         await expectStoreIntact(copy);
       },
       180_000,
