@@ -33,6 +33,7 @@ import type { ChunkStore } from "./chunk-store.js";
 import { coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
 import { SwarmWatcher } from "./swarm-watcher.js";
+import { abortable } from "../core/abort.js";
 
 /** Id of this peer's own store as a source. */
 export const SELF_SOURCE_ID = "self";
@@ -248,7 +249,7 @@ export class ChunkFetcher {
         this.controllers.set(`lookup/${piece}`, controller);
         const timer = setTimeout(() => controller.abort(new PeercloudError("lookup_timeout", `provider lookup for ${cid} took over ${this.requestTimeoutMs} ms`, 504)), this.requestTimeoutMs);
         try {
-          for (const source of await raceAbort(this.deps.providers.providers(cid, controller.signal), controller.signal)) {
+          for (const source of await abortable(this.deps.providers.providers(cid, controller.signal), controller.signal)) {
             if (source.id === SELF_SOURCE_ID || source.id === COLD_SOURCE_ID) continue;
             this.register(source);
             if (!ids.includes(source.id)) ids.push(source.id);
@@ -279,7 +280,7 @@ export class ChunkFetcher {
     swarm?.started(piece);
     let bytes: Uint8Array;
     try {
-      bytes = await raceAbort(source.fetch(cid, controller.signal), controller.signal);
+      bytes = await abortable(source.fetch(cid, controller.signal), controller.signal);
     } catch (error) {
       swarm?.ended(piece);
       const cancelled = controller.signal.aborted && controller.signal.reason === CANCELLED;
@@ -401,25 +402,6 @@ export class ChunkFetcher {
       };
     });
   }
-}
-
-/** Rejects as soon as `signal` aborts, even if the source ignores it (a hung peer must not hold the loop). */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** The source does not hold the chunk (HTTP 404 / code chunk_not_found): not misbehaviour. */

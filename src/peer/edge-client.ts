@@ -19,6 +19,7 @@ import { PeercloudError } from "../core/errors.js";
 import type { PeerInfo, ProviderInfo } from "../core/messages.js";
 import { DEFAULT_PARAMS, type NetworkParams } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
+import { sleep } from "../core/abort.js";
 
 /** `GET /v1/network`. */
 export interface EdgeNetworkInfo {
@@ -305,19 +306,4 @@ function unreachable(edgeUrl: string, err: unknown, timedOutAfterMs: number | nu
   const error = new PeercloudError("edge_unreachable", `cannot reach the edge at ${edgeUrl}: ${reason}`, 503);
   error.cause = err;
   return error;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -26,6 +26,7 @@ import type { EdgeClient } from "./edge-client.js";
 import type { NetworkDeps } from "./operations.js";
 import type { ChunkSource, ColdStore, ProviderDirectory, ReplicaTarget, ReplicaTargets } from "./sources.js";
 import type { TransferClient } from "./transfer-client.js";
+import { abortable } from "../core/abort.js";
 
 /** The directory questions put, get and unpin ask. */
 export interface DirectoryApi {
@@ -269,22 +270,4 @@ export class ProviderLookupBatcher {
 /** The first address the TransferClient speaks (http/https). */
 export function transferAddress(info: Pick<PeerInfo, "addresses">): string | null {
   return info.addresses.find((a) => a.startsWith("http://") || a.startsWith("https://")) ?? null;
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

@@ -12,6 +12,7 @@
  */
 import type { ChunkSource, ProviderDirectory } from "./sources.js";
 import { heldPieces, parseSwarmView, type SwarmView } from "./swarm.js";
+import { sleep } from "../core/abort.js";
 
 export interface SwarmWatcherOptions {
   /** The file's swarm key (see swarm.ts). */
@@ -66,7 +67,7 @@ export class SwarmWatcher {
         // The directory is unreachable for now: the members already known keep being polled.
       }
       // Members announce the manifest as they start, all at about the same time: look often at first.
-      await pause(++refreshes <= EARLY_REFRESHES ? Math.min(EARLY_REFRESH_MS, this.refreshMs) : this.refreshMs, signal);
+      await idle(++refreshes <= EARLY_REFRESHES ? Math.min(EARLY_REFRESH_MS, this.refreshMs) : this.refreshMs, signal);
     }
     await Promise.allSettled(this.watching.values());
   }
@@ -104,20 +105,12 @@ export class SwarmWatcher {
           return;
         }
       }
-      await pause(this.pollMs, signal);
+      await idle(this.pollMs, signal);
     }
   }
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+/** Waits `ms`, or less if the watch ends (the loops then see the aborted signal). */
+function idle(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, signal).catch(() => {});
 }

@@ -23,6 +23,7 @@ import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { SWARM_PATH_PREFIX } from "./swarm.js";
+import { abortable } from "../core/abort.js";
 
 export type TransferErrorCode = "peer_unreachable" | "chunk_not_found" | "session_refused" | "transfer_failed";
 
@@ -329,24 +330,6 @@ export class TransferClient {
 /** Internal: a reused keep-alive socket turned out to be closed by the peer. */
 class StaleSocketError extends Error {}
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
-}
 
 function chunkPath(cid: string): string {
   return `/v1/chunks/${parseCid(cid).cid}`;
