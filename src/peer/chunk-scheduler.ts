@@ -392,8 +392,10 @@ export class ChunkScheduler {
     const weight = new Map<number, number>();
     const startable: number[] = [];
     for (const piece of order) {
-      if (this.isDeferred(piece)) continue;
-      weight.set(piece, this.holders(piece) + this.pendingElsewhere[piece]);
+      // Per event and per ready piece: the holder count is taken once, without allocating.
+      const holders = this.holders(piece);
+      if (this.pendingElsewhere[piece] > 0 && holders === 1) continue; // deferred (isDeferred)
+      weight.set(piece, holders + this.pendingElsewhere[piece]);
       startable.push(piece);
     }
     const tie = this.tieRank;
@@ -401,7 +403,9 @@ export class ChunkScheduler {
   }
 
   private holders(piece: number): number {
-    return this.pieces[piece].candidates.filter((id) => !this.sources.isBanned(id)).length;
+    let n = 0;
+    for (const id of this.pieces[piece].candidates) if (!this.sources.isBanned(id)) n++;
+    return n;
   }
 
   /** One holder, and another downloader is already getting the piece from there (see the header). */

@@ -72,6 +72,8 @@ describe("usage errors (exit 2)", () => {
     [["put", "file.txt", "--replicas", "zero"], "invalid_argument"],
     [["put", "file.txt", "--replicas", "17"], "invalid_argument"],
     [["peer", "start", "--storage-limit", "12 apples"], "invalid_argument"],
+    [["peer", "start", "--max-upload-rate", "fast"], "invalid_argument"],
+    [["peer", "start", "--max-upload-rate", "0"], "invalid_argument"],
     [["peer", "start", "--port", "70000"], "invalid_argument"],
     [["get", VALID_LINK, "-o", "-"], "usage"],
     [["init", "--edge", "not a url", "--join-token", "pcj_x"], "invalid_edge_url"],

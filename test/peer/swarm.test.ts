@@ -151,7 +151,8 @@ async function distribute(label: string, data: Uint8Array, swarm: boolean) {
     for (const [i, result] of results.entries()) {
       expect(Buffer.compare(await readFile(result.path), data), `copy ${i}`).toBe(0);
     }
-    const sealedBytes = put.bytes + put.chunks * 28; // AES-GCM adds a 12-byte nonce and a 16-byte tag per chunk
+    // F as the swarm moves it: every sealed object of the link (chunks and manifest), as the publisher stores them.
+    const sealedBytes = publisher.store.stats().usedBytes;
     const fromPublisher = publisher.server.stats().bytesServed;
     const fromDownloaders = downloaders.reduce((sum, peer) => sum + peer.server.stats().bytesServed, 0);
     return { sealedBytes, fromPublisher, fromDownloaders };

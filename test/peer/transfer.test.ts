@@ -23,6 +23,8 @@ import { signRequest } from "../../src/core/signed-request.js";
 import { ChunkStore } from "../../src/peer/chunk-store.js";
 import { TransferClient, TransferError } from "../../src/peer/transfer-client.js";
 import { TransferServer, type TransferServerOptions } from "../../src/peer/transfer-server.js";
+import { parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js";
+import { UploadLimiter } from "../../src/peer/upload-limiter.js";
 import { cidOf, makeChunk } from "./store-contract.js";
 
 interface Network {
@@ -376,5 +378,66 @@ describe("TransferServer + TransferClient", () => {
     expect(del.headers.allow).toBe("GET, HEAD, PUT");
     const getSession = await raw(url, "GET", "/v1/session");
     expect(getSession.status).toBe(405);
+  });
+});
+
+describe("swarm views (GET /v1/swarm/:key)", () => {
+  it("answers a member's progress, and refuses no session, bad keys and bad cursors with clear errors", async () => {
+    const board = new SwarmBoard();
+    await server.close();
+    await startServer({ swarm: board });
+    const progress = board.open("bafkfile/a b.txt", 3);
+    progress.holds(1);
+    progress.started(2);
+    const token = await sessionToken();
+    const auth = { authorization: `Bearer ${token}` };
+    const view = await client.swarmView(url, "bafkfile/a b.txt", 0);
+    expect(parseSwarmView(view, 3)).toMatchObject({ pieces: 3, seq: 1, inFlight: [2], complete: false });
+    expect(await client.swarmView(url, "another file", 0)).toBeNull();
+
+    const none = await raw(url, "GET", "/v1/swarm/x");
+    expect([none.status, errorCode(none)]).toEqual([401, "session_required"]);
+    for (const [path, code] of [
+      ["/v1/swarm/x?since=-1", "bad_since"],
+      ["/v1/swarm/x?since=1e3", "bad_since"],
+      ["/v1/swarm/%E0%A4%A", "bad_swarm_key"],
+      ["/v1/swarm/a%01b", "bad_swarm_key"],
+      [`/v1/swarm/${"k".repeat(601)}`, "bad_swarm_key"],
+    ]) {
+      const reply = await raw(url, "GET", path, auth);
+      expect([reply.status, errorCode(reply)], path).toEqual([400, code]);
+    }
+    const unknown = await raw(url, "GET", "/v1/swarm/nothing-here", auth);
+    expect([unknown.status, errorCode(unknown)]).toEqual([404, "no_swarm"]);
+    const put = await raw(url, "PUT", "/v1/swarm/x", auth);
+    expect(put.status).toBe(405);
+  });
+
+  it("answers 404 no_swarm on a server without a board (a one-shot process)", async () => {
+    const token = await sessionToken();
+    const reply = await raw(url, "GET", "/v1/swarm/x", { authorization: `Bearer ${token}` });
+    expect([reply.status, errorCode(reply)]).toEqual([404, "no_swarm"]);
+  });
+});
+
+describe("upload limit", () => {
+  it("caps what chunk responses send, all together, and delivers every byte", async () => {
+    const bytesPerSecond = 4 * 1024 * 1024;
+    await server.close();
+    await startServer({ uploadLimiter: new UploadLimiter({ bytesPerSecond }) });
+    const chunks = [makeChunk("limited-a", 1 << 20), makeChunk("limited-b", 1 << 20), makeChunk("limited-c", 1 << 20)];
+    for (const chunk of chunks) await client.putChunk(url, chunk.cid, chunk.bytes);
+    const started = performance.now();
+    const got = await Promise.all(chunks.map((chunk) => client.getChunk(url, chunk.cid)));
+    const seconds = (performance.now() - started) / 1000;
+    got.forEach((bytes, i) => expect(Buffer.compare(Buffer.from(bytes), Buffer.from(chunks[i].bytes))).toBe(0));
+    // 3 MiB at 4 MiB/s, less the bucket's initial burst (its default: 50 ms of the rate). A lower bound only,
+    // so a slow machine cannot fail it; an unlimited server sends this in milliseconds on loopback.
+    const burstBytes = bytesPerSecond / 20;
+    expect(seconds).toBeGreaterThanOrEqual((3 * (1 << 20) - burstBytes) / bytesPerSecond - 0.02);
+  });
+
+  it("refuses a rate that is not a positive number", () => {
+    for (const bytesPerSecond of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => new UploadLimiter({ bytesPerSecond })).toThrow(RangeError);
   });
 });

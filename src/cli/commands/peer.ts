@@ -21,6 +21,7 @@ import { parseSize } from "../size.js";
 interface StartFlags {
   port?: number;
   storageLimit?: number;
+  maxUploadRate?: number;
   host?: string;
   advertise?: string;
 }
@@ -53,6 +54,7 @@ export function registerPeer(program: Command): void {
     .description("store and serve chunks, stay connected to the region directory (foreground; Ctrl-C stops)")
     .option("--port <port>", "transfer server port (default: config.json's, set by init)", parsePort)
     .option("--storage-limit <size>", "most chunk bytes to keep, e.g. 200GiB or 500MB (default: config.json's, else unlimited)", parseSizeOption)
+    .option("--max-upload-rate <size>", "most bytes per second to send to other peers, all together, e.g. 5MB or 800KiB (default: unlimited)", parseSizeOption)
     .option("--host <address>", "interface to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (default)")
     .option("--advertise <url>", "transfer URL other peers should use (behind NAT or a proxy), e.g. http://203.0.113.7:7070", parseAdvertise)
     .action(async (flags: StartFlags, command: Command) => {
@@ -65,6 +67,7 @@ export function registerPeer(program: Command): void {
         host: flags.host,
         advertiseUrl: flags.advertise,
         storageLimitBytes: flags.storageLimit,
+        maxUploadBytesPerSecond: flags.maxUploadRate,
         onEvent: (event) => printEvent(ctx, event),
       });
       const stop = () => void daemon.stop();
