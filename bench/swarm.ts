@@ -45,7 +45,7 @@ import { checkLinks } from "./swarm/link-check.js";
 import { emptyDownloaders, publishFile, startPeercloudNetwork } from "./swarm/peercloud-network.js";
 import { BitExactError, runPhase, type PhaseResult, type SystemName } from "./swarm/phase.js";
 import { REPO_ROOT, spawnTsInNs, type NsProcess } from "./swarm/processes.js";
-import { writeRandomFile } from "./swarm/random-file.js";
+import { writeRandomFile } from "../test/helpers/files.js";
 import { renderText, summarizeSystem, targetsOf, type Report, type RunRecord } from "./swarm/report.js";
 import { insideSandbox, RUN_ID_ENV, runInSandbox, sandboxAvailable, skipReason, watchLifeline } from "./swarm/sandbox.js";
 import { delayRecord, linkFraming, payloadShare, probeQdiscs, shapeTopology } from "./swarm/shaping.js";
@@ -158,6 +158,20 @@ async function bench(flags: BenchFlags, runId: number): Promise<number> {
       log("emptying every downloader's store (daemon restart)");
       await emptyDownloaders(net, logDir);
     }
+    // What both systems' phases share: the same file, hosts, limits and measurements.
+    const common = {
+      topology,
+      originHosts: ["origin", "pub"],
+      fileBytes,
+      sourceSha256,
+      readyTimeoutMs: DRIVER_READY_TIMEOUT_MS,
+      timeoutMs,
+      logDir,
+      context: contextOf,
+      cpuGroups,
+      upMbit,
+      payloadShare: share,
+    };
     for (const system of order) {
       let result: PhaseResult;
       if (system === "peercloud") {
@@ -167,45 +181,25 @@ async function bench(flags: BenchFlags, runId: number): Promise<number> {
         log(`run ${index}: ${info.chunks} chunks (${info.cids} CIDs); peercloud phase: ${net!.downloaders.length} gets at once`);
         result = await runPhase({
           system,
-          topology,
           driverScript: join(SWARM_DIR, "peercloud-driver.ts"),
           downloaders: net!.downloaders.map((p) => ({
             host: p.host,
             config: { home: p.home, link: info.link, output: join(outDir, p.host.name, fileName) },
             output: join(outDir, p.host.name, fileName),
           })),
-          originHosts: ["origin", "pub"],
-          fileBytes,
-          sourceSha256,
-          readyTimeoutMs: DRIVER_READY_TIMEOUT_MS,
-          timeoutMs,
-          logDir,
-          context: contextOf,
-          cpuGroups,
-          upMbit,
-          payloadShare: share,
+          ...common,
         });
       } else {
         log(`run ${index}: HTTP baseline: ${downloaders.length} downloads of the whole file from the origin at once`);
         result = await runPhase({
           system,
-          topology,
           driverScript: join(SWARM_DIR, "http-driver.ts"),
           downloaders: downloaders.map((h) => ({
             host: h,
             config: { url: `http://${origin.ip}:${HTTP_PORT}/${fileName}`, output: join(outDir, h.name, fileName) },
             output: join(outDir, h.name, fileName),
           })),
-          originHosts: ["origin", "pub"],
-          fileBytes,
-          sourceSha256,
-          readyTimeoutMs: DRIVER_READY_TIMEOUT_MS,
-          timeoutMs,
-          logDir,
-          context: contextOf,
-          cpuGroups,
-          upMbit,
-          payloadShare: share,
+          ...common,
         });
       }
       record[system] = result;

@@ -15,14 +15,13 @@
  *  5. Every downloaded copy is hashed from disk and compared with the
  *     source: a single differing byte fails the run. Copies are then deleted.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { CpuSampler, type CpuSummary } from "./cpu-sampler.js";
 import { snapshotDelta, snapshotHosts, type InterfaceCounters } from "./counters.js";
 import { spawnTsInNs, type NsProcess } from "./processes.js";
 import { shaperStats } from "./shaping.js";
 import type { Host, Topology } from "./topology.js";
+import { sha256File } from "../../test/helpers/files.js";
 
 export type SystemName = "peercloud" | "http";
 
@@ -97,15 +96,6 @@ export class BitExactError extends PhaseError {
 
 const wallMs = () => performance.timeOrigin + performance.now();
 
-export function sha256OfFile(path: string): Promise<string> {
-  return new Promise((resolveHash, rejectHash) => {
-    const hash = createHash("sha256");
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on("data", (piece) => hash.update(piece))
-      .on("error", rejectHash)
-      .on("end", () => resolveHash(hash.digest("hex")));
-  });
-}
 
 async function totalShaperDrops(topology: Topology): Promise<number> {
   const all = await Promise.all(topology.hosts.flatMap((h) => [shaperStats(h.ns, h.hostIf), shaperStats(topology.switchNs, h.switchIf)]));
@@ -159,7 +149,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
 
     // Bit-exact: every copy, hashed from disk, against the source.
     for (const d of spec.downloaders) {
-      const sha = await sha256OfFile(d.output).catch((error: Error) => `unreadable (${error.message})`);
+      const sha = await sha256File(d.output).catch((error: Error) => `unreadable (${error.message})`);
       if (sha !== spec.sourceSha256) throw new BitExactError(`${spec.system}: the copy of ${d.host.name} (${d.output}) differs from the source: SHA-256 ${sha}, expected ${spec.sourceSha256}`);
     }
     await Promise.all(spec.downloaders.map((d) => rm(d.output, { force: true })));

@@ -31,10 +31,8 @@
  * A process-exit hook kills any child still alive if a test run aborts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createCipheriv, createHash } from "node:crypto";
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open, readFile, writeFile } from "node:fs/promises";
-import { once } from "node:events";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -49,6 +47,7 @@ import { PeerHome } from "../../src/peer/home.js";
 import { nodeChunkCipher } from "../../src/peer/native-chunk-cipher.js";
 import type { GetResult } from "../../src/peer/download.js";
 import type { PutResult } from "../../src/peer/ingest.js";
+export { sha256File, writeRandomFile } from "./files.js";
 import { startLocalEdge, type LocalEdge, type LocalEdgeOptions } from "./local-edge.js";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -664,44 +663,7 @@ export async function waitUntil(what: string, timeoutMs: number, condition: () =
 // ---------------------------------------------------------------------------
 // Files.
 
-/** SHA-256 (hex) of a file, streamed. */
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolveHash, rejectHash) => {
-    const hash = createHash("sha256");
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on("data", (piece) => hash.update(piece))
-      .on("error", rejectHash)
-      .on("end", () => resolveHash(hash.digest("hex")));
-  });
-}
 
-/**
- * Writes `sizeBytes` of deterministic pseudo-random bytes (the AES-256-CTR
- * keystream of a key derived from `seed`: incompressible, GB/s with AES-NI)
- * and resolves with their SHA-256 (hex).
- */
-export async function writeRandomFile(path: string, sizeBytes: number, seed = "peercloud-e2e"): Promise<string> {
-  const key = createHash("sha256").update(`key:${seed}`).digest();
-  const iv = createHash("sha256").update(`iv:${seed}`).digest().subarray(0, 16);
-  const cipher = createCipheriv("aes-256-ctr", key, iv);
-  const hash = createHash("sha256");
-  const zeros = Buffer.alloc(4 << 20);
-  const out = createWriteStream(path);
-  const done = new Promise<void>((resolveWrite, rejectWrite) => {
-    out.once("error", rejectWrite);
-    out.once("finish", resolveWrite);
-  });
-  for (let written = 0; written < sizeBytes; ) {
-    const n = Math.min(zeros.length, sizeBytes - written);
-    const piece = cipher.update(zeros.subarray(0, n));
-    hash.update(piece);
-    written += n;
-    if (!out.write(piece)) await once(out, "drain");
-  }
-  out.end();
-  await done;
-  return hash.digest("hex");
-}
 
 /** A port nothing listens on (bound, then released): a dead edge. */
 export function closedPort(): Promise<number> {
