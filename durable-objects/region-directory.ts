@@ -36,7 +36,7 @@ import { Router, error, type IRequest } from "itty-router";
 import * as v from "valibot";
 import { NotFoundError, PeercloudError, ValidationError } from "../src/core/errors.js";
 import { suspectAfterMs } from "../src/core/liveness.js";
-import { MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
+import { CLOSE_LEAVING, CLOSE_REPLACED, MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
 import type { NetworkParams } from "../src/core/params.js";
 import { paramsFromEnv } from "../src/core/params-env.js";
 import { parseJsonText, parseWith } from "../src/core/validate.js";
@@ -54,8 +54,6 @@ import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapsho
 
 /** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
 export const MAX_INVALID_MESSAGES = 5;
-/** Close code telling a peer its socket was replaced by its own newer connection (do not reconnect from this one). */
-export const CLOSE_REPLACED = 4000;
 /** Shortest time between two sweeps: expiries closer than this are handled together, and no re-arm can spin. */
 export const MIN_SWEEP_GAP_MS = 1000;
 export const NODE_ID_HEADER = "x-peercloud-node-id";
@@ -162,7 +160,15 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
-    this.recordDisconnect(ws);
+    const att = attachmentOf(ws);
+    // A goodbye counts only if this was the peer's current socket (a quick restart may have connected anew already).
+    const current = att !== null && !this.ctx.getWebSockets(att.nodeId).some((other) => other !== ws && other.readyState === WebSocket.OPEN);
+    if (code === CLOSE_LEAVING && current) {
+      const deadAtMs = this.directory.leaving(att.nodeId, this.clock());
+      if (deadAtMs !== null) this.armAlarm(deadAtMs);
+    } else {
+      this.recordDisconnect(ws);
+    }
     closeQuietly(ws, code, reason);
   }
 

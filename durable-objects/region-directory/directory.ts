@@ -13,7 +13,7 @@
  * an idle one is small. Dead peers live only in SQL until they come back.
  */
 import { KBucketTree } from "../../src/core/k-bucket-tree.js";
-import { latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange } from "../../src/core/liveness.js";
+import { deadAfterMs, latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange, suspectAfterMs } from "../../src/core/liveness.js";
 import { batchProviderCount, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
 import type { NetworkParams } from "../../src/core/params.js";
 import { choosePlacement, rankProviders } from "../../src/core/placement.js";
@@ -120,6 +120,28 @@ export class Directory {
       if (persist) this.peerStore.touch(nodeId, seenMs);
     }
     return rec;
+  }
+
+  /**
+   * A peer said goodbye (closed its socket with CLOSE_LEAVING) at `nowMs`.
+   * Its last sighting is moved back as if it had been silent for the
+   * suspect timeout already: it is suspect at once (lookups offer it last
+   * and clients skip it while others hold the chunk), and its replicas keep
+   * counting for the rest of the dead timeout, so a restart costs no repair.
+   * Kept as a plain timestamp so that the rule survives the object's
+   * eviction and the sweep needs no special case. Returns when it will be
+   * dead (for the alarm), null for an unknown or already dead peer.
+   */
+  leaving(nodeId: string, nowMs: number): number | null {
+    const rec = this.live.get(nodeId);
+    if (!rec) return null;
+    const seenMs = Math.min(rec.lastSeenMs, nowMs - suspectAfterMs(this.opts.params));
+    const state = livenessState(seenMs, nowMs, this.opts.params);
+    if (state !== rec.state) this.transition(rec, state, seenMs);
+    if (state === "dead") return null;
+    rec.lastSeenMs = seenMs;
+    this.peerStore.rewindSighting(nodeId, seenMs);
+    return seenMs + deadAfterMs(this.opts.params);
   }
 
   applyStatus(rec: PeerRecord, status: StatusUpdate): void {

@@ -104,6 +104,11 @@ export class PeerStore {
   }
 
   /** Persists a sighting without a state change (connect and disconnect; not heartbeats). */
+  /** Sets the last sighting even to an earlier time (a peer's goodbye: Directory.leaving). */
+  rewindSighting(nodeId: string, lastSeenMs: number): void {
+    this.sql.exec(`UPDATE peers SET last_seen_ms = ? WHERE node_id = ?`, lastSeenMs, nodeId);
+  }
+
   touch(nodeId: string, lastSeenMs: number): void {
     this.sql.exec(`UPDATE peers SET last_seen_ms = ? WHERE node_id = ? AND last_seen_ms < ?`, lastSeenMs, nodeId, lastSeenMs);
   }

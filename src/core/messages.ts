@@ -17,6 +17,15 @@ import { REGION_NAME_RE } from "./region-map.js";
 
 export const PING = "ping";
 export const PONG = "pong";
+/** Close code from the directory: this socket was replaced by the same peer's newer connection (do not reconnect from this one). */
+export const CLOSE_REPLACED = 4000;
+/**
+ * Close code from a peer that is shutting down on purpose. The directory
+ * stops offering it as a provider at once instead of after the suspect
+ * timeout (its replicas still count until the dead timeout, so a restart
+ * costs no repair); a dropped socket, a deploy or a crash closes otherwise.
+ */
+export const CLOSE_LEAVING = 4001;
 /** Largest WebSocket text frame the directory accepts. */
 export const MAX_MESSAGE_CHARS = 128 * 1024;
 /** Largest signaling payload (canonical JSON), enough for SDP/candidates or a connect-back request. */

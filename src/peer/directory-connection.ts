@@ -31,7 +31,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
 import { PeercloudError } from "../core/errors.js";
-import { PING, type Capacity, type DirectoryToPeer, type Load, type PeerInfo, type PeerToDirectory, type ProviderInfo } from "../core/messages.js";
+import { CLOSE_LEAVING, CLOSE_REPLACED, PING, type Capacity, type DirectoryToPeer, type Load, type PeerInfo, type PeerToDirectory, type ProviderInfo } from "../core/messages.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { AnnounceQueue, type AnnounceBatch } from "./announce-queue.js";
@@ -89,8 +89,6 @@ export interface DirectoryConnectionEvents {
   warning: [warning: { code: string; message: string }];
 }
 
-/** The directory replaced this socket with a newer one of the same peer (durable-objects/region-directory.ts). */
-const CLOSE_REPLACED = 4000;
 const REAL_TIMERS: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
 export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents> {
@@ -148,7 +146,7 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
     if (ws) {
       ws.removeAllListeners();
       ws.on("error", () => {});
-      ws.close(1000, "peer closing");
+      ws.close(CLOSE_LEAVING, "peer leaving");
     }
     this.setState("closed");
   }

@@ -96,11 +96,13 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
   const lookups = new ProviderLookupBatcher(directory, batching);
   const providers: ProviderDirectory = {
     async providers(cid, signal) {
-      const found = await lookups.find(cid, signal);
+      const found = (await lookups.find(cid, signal)).filter((info) => info.nodeId !== selfNodeId && info.state !== "dead");
+      // Suspect holders (silent, or gone with a goodbye) only when no live one has the chunk: each costs a failed connection otherwise.
+      const anyAlive = found.some((info) => info.state === "alive");
       const sources: ChunkSource[] = [];
       for (const info of found) {
         const address = transferAddress(info);
-        if (info.nodeId === selfNodeId || info.state === "dead" || !address) continue;
+        if ((anyAlive && info.state !== "alive") || !address) continue;
         sources.push({
           id: info.nodeId,
           kind: "peer",

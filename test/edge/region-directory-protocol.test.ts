@@ -5,8 +5,8 @@
  * sending garbage, refused connects, and a reconnect replacing the old socket.
  */
 import { describe, expect, it } from "vitest";
-import { MAX_MESSAGE_CHARS } from "../../src/core/messages.js";
-import { CLOSE_REPLACED, MAX_INVALID_MESSAGES } from "../../durable-objects/region-directory.js";
+import { CLOSE_REPLACED, MAX_MESSAGE_CHARS } from "../../src/core/messages.js";
+import { MAX_INVALID_MESSAGES } from "../../durable-objects/region-directory.js";
 import { connectPeer, directoryStub, freshRegion, randomNodeId, registerPeer, rpcError } from "./region-directory-support.js";
 
 describe("signaling", () => {

@@ -1,11 +1,12 @@
 /**
  * Region directory, replica registry: FIND_PROVIDERS after announcements
  * and after holders turn suspect or die, pinned chunks' live counts and the
- * under-replicated queue across a death and a revival, role checks, and
- * placement of new replicas.
+ * under-replicated queue across a death and a revival, a holder's goodbye,
+ * role checks, and placement of new replicas.
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { CLOSE_LEAVING } from "../../src/core/messages.js";
 import { PARAMS, connectPeer, directoryStub, freshRegion, peerInput, randomCid, registerPeer, setClock, type PeerSocket } from "./region-directory-support.js";
 
 const SUSPECT_MS = PARAMS.heartbeatIntervalMs * PARAMS.suspectAfterMissedHeartbeats;
@@ -125,6 +126,50 @@ describe("pins and the under-replicated queue", () => {
     expect((await stub.summary()).pinnedChunks).toBe(2);
     peerA.close();
     peerB.close();
+  });
+
+  it("a holder that leaves with a goodbye is offered last at once, still counts until the dead timeout, and is alive again on reconnect", async () => {
+    const region = freshRegion();
+    const stub = directoryStub(region);
+    const t0 = Date.now();
+    await setClock(stub, t0);
+    const publisher = await registerPeer(stub, region, { roles: ["client", "publisher"] });
+    const [a, b, c] = [await registerPeer(stub, region), await registerPeer(stub, region), await registerPeer(stub, region)];
+    const [peerA, peerB, peerC] = [await connectPeer(stub, a, region), await connectPeer(stub, b, region), await connectPeer(stub, c, region)];
+    const x = randomCid();
+    for (const p of [peerA, peerB, peerC]) await p.request({ type: "announce", id: "x", added: [x], removed: [] });
+    await stub.pin(publisher, [x], 3, [1000]);
+    expect(await stub.underReplicated()).toEqual([]);
+
+    // A dropped socket (any other close code) changes nothing: a deploy or a blip must not reorder providers.
+    peerB.close(1001, "going away");
+    await peerB.closed;
+    expect(await stub.peerState(b)).toBe("alive");
+
+    // c says goodbye: suspect at once, offered after the live holders, its replica still counted.
+    peerC.close(CLOSE_LEAVING, "peer leaving");
+    await peerC.closed;
+    expect(await stub.peerState(c)).toBe("suspect");
+    expect((await stub.findProviders(x)).map((p) => [p.nodeId, p.state]).at(-1)).toEqual([c, "suspect"]);
+    expect(await stub.underReplicated()).toEqual([]);
+
+    // Restarted, it is alive again.
+    const again = await connectPeer(stub, c, region);
+    expect(await stub.peerState(c)).toBe("alive");
+    again.close(CLOSE_LEAVING, "peer leaving");
+    await again.closed;
+
+    // Gone for good (it left at t0): dead once the rest of the dead timeout has passed, not the whole of it; then x is short of one replica.
+    await setClock(stub, t0 + DEAD_MS - SUSPECT_MS - 1);
+    await report(peerA, 0, 1e9);
+    await runDurableObjectAlarm(stub);
+    expect(await stub.peerState(c)).toBe("suspect");
+    await setClock(stub, t0 + DEAD_MS - SUSPECT_MS);
+    await report(peerA, 0, 1e9);
+    await runDurableObjectAlarm(stub);
+    expect(await stub.peerState(c)).toBe("dead");
+    expect((await stub.underReplicated()).map((q) => [q.cid, q.missing])).toEqual([[x, 1]]);
+    peerA.close();
   });
 
   it("accepts announcements only from storage peers and pins only from publishers", async () => {

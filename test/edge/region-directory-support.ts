@@ -117,8 +117,8 @@ export class PeerSocket {
     return this.next();
   }
 
-  close(): void {
-    this.ws.close(1000, "test done");
+  close(code = 1000, reason = "test done"): void {
+    this.ws.close(code, reason);
   }
 }
 
