@@ -71,6 +71,15 @@ export interface FetcherOptions extends Omit<SchedulerOptions, "hasCold"> {
   swarmPollMs?: number;
 }
 
+/**
+ * Cached bytes after which the fetch makes its cache writes durable (and
+ * announces them) while still running. Cache writes are group-committed:
+ * a fetched chunk is written unsynced and servable at once (ChunkStore
+ * `sync: false`), and one flush per this many bytes replaces an fsync,
+ * rename and directory sync per chunk on the download's hot path.
+ */
+const CACHE_FLUSH_BYTES = 32 * 1024 * 1024;
+
 /** In a swarm, pieces whose providers are looked up ahead (ready pieces are what rarest first chooses from). */
 const SWARM_LOOKAHEAD = 1024;
 const SWARM_LOOKUP_CONCURRENCY = 64;
@@ -124,6 +133,11 @@ export class ChunkFetcher {
   private readonly counts = { fromPeers: 0, fromCold: 0, fromLocal: 0 };
   /** Cache writes in progress, by CID. */
   private readonly caching = new Map<string, Promise<void>>();
+  /** Cached chunks not yet flushed (so not yet announced), and their bytes. */
+  private unflushed: string[] = [];
+  private unflushedBytes = 0;
+  /** The latest cache flush (they run one after another). */
+  private flushing: Promise<void> = Promise.resolve();
   /** This fetch's progress as other swarm members see it (null outside a swarm). */
   private readonly swarm: SwarmProgress | null = null;
 
@@ -188,6 +202,7 @@ export class ChunkFetcher {
       this.ending.abort(this.fatal ?? CANCELLED);
       for (const controller of this.controllers.values()) controller.abort(CANCELLED);
       while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      await this.flushCache();
       await watcher;
       if (this.swarm) this.deps.swarmBoard!.release(this.swarm);
     }
@@ -326,21 +341,43 @@ export class ChunkFetcher {
   }
 
   /**
-   * Keeps a fetched chunk as an unpinned cache entry and announces it, and
-   * tells the swarm this peer now serves it; best effort (a full store is
-   * not an error).
+   * Keeps a fetched chunk as an unpinned cache entry, and tells the swarm
+   * this peer now serves it (the store serves an unsynced chunk at once);
+   * best effort (a full store is not an error). Announcing waits for the
+   * flush: the directory must not send others to a copy a crash would lose.
    */
   private async cache(piece: number, sealed: Uint8Array, sourceId: string): Promise<void> {
     const cid = this.pieces[piece].cid;
     if (sourceId === SELF_SOURCE_ID) return this.swarm?.holds(piece);
     try {
       // Trusted: request() hashed these bytes against the CID already (the store would hash them again).
-      const { added } = await this.deps.store.putTrusted(cid, sealed);
-      if (added) this.deps.announcer?.announce([cid]);
+      const { added } = await this.deps.store.putTrusted(cid, sealed, { sync: false });
       this.swarm?.holds(piece);
+      if (!added) return;
+      this.unflushed.push(cid);
+      this.unflushedBytes += sealed.length;
+      if (this.unflushedBytes >= CACHE_FLUSH_BYTES) void this.flushCache();
     } catch {
       // StoreFullError, a closed store: the download itself does not need the cache.
     }
+  }
+
+  /** Makes the cache writes so far durable, then announces them (the daemon announces on the store's own "added" events instead). */
+  private flushCache(): Promise<void> {
+    const batch = this.unflushed;
+    this.unflushed = [];
+    this.unflushedBytes = 0;
+    this.flushing = this.flushing.then(async () => {
+      if (batch.length === 0) return;
+      try {
+        await this.deps.store.flush();
+      } catch {
+        // A chunk that could not be made durable is dropped by the store; only durable ones are announced.
+      }
+      const durable = batch.filter((cid) => this.deps.store.isDurable(cid));
+      if (durable.length > 0) this.deps.announcer?.announce(durable);
+    });
+    return this.flushing;
   }
 
   private async readSelf(cid: string): Promise<Uint8Array> {

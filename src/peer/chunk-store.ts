@@ -267,6 +267,12 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     return this.entries.has(parseCid(cid).cid);
   }
 
+  /** Whether a chunk is present and durable (not waiting for a flush): what may be announced. */
+  isDurable(cid: string): boolean {
+    const parsed = parseCid(cid).cid;
+    return this.entries.has(parsed) && !this.unsynced.has(parsed);
+  }
+
   /** Size in bytes of a present chunk, or null. */
   sizeBytes(cid: string): number | null {
     return this.entries.get(parseCid(cid).cid)?.sizeBytes ?? null;

@@ -283,10 +283,17 @@ describe("put durability", () => {
     const again = await put(await inputFile("f.bin", data), publisher);
     expect(again).toMatchObject({ chunks: r.chunks, newChunks: 0 });
     expect(publisher.stats().chunks).toBe(r.chunks + 2);
-    // And what was stored reads back as the same file.
+    // And what was stored reads back as the same file; the downloader's cache copies (group-committed)
+    // are announced only once durable, every one of them, and none is left pending after the get.
     const out = join(root, "f.out");
-    await getLink(r.link, { output: out }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("p", publisher)]) });
+    const downloader = await openStore("downloader");
+    const cachedWhenAnnounced: boolean[] = [];
+    const cacheAnnouncer = { announce: (cids: string[]) => cids.forEach((cid) => cachedWhenAnnounced.push(downloader.isDurable(cid))) };
+    await getLink(r.link, { output: out }, { store: downloader, providers: directoryOf([new StoreSource("p", publisher)]), announcer: cacheAnnouncer });
     expect(Buffer.compare(await readFile(out), data)).toBe(0);
+    expect(cachedWhenAnnounced).toHaveLength(downloader.stats().chunks);
+    expect(cachedWhenAnnounced.every(Boolean)).toBe(true);
+    expect([...downloader.list()]).toHaveLength(downloader.stats().chunks);
   });
 });
 
