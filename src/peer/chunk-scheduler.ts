@@ -47,7 +47,7 @@
  *   for a free slot there if need be; seeds — the publisher, replicas,
  *   finished downloaders, every source without a view — then send only
  *   what no leecher can, so the publisher's uplink carries each piece
- *   about once. (Endgame duplicates may use any holder.)
+ *   about once. Endgame duplicates, too, go only to leechers while there are any.
  *   Ties in rarest first are broken by a per-download random order
  *   (`tieBreakSeed`), so concurrent downloaders start on different pieces.
  * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
@@ -485,8 +485,12 @@ export class ChunkScheduler {
       if (this.units() >= this.o.windowChunks + this.o.endgameExtraRequests) break;
       const p = this.pieces[piece];
       if (p.requests.size >= this.o.maxRequestsPerPiece) continue;
-      // Only peers: the cold store stays the last resort, reached through failures.
-      const choice = this.best(p, p.candidates.filter((id) => this.eligible(p, id)));
+      // Only peers: the cold store stays the last resort, reached through failures. While other
+      // downloaders are still in progress, only they take duplicates: a seed's upload (the publisher's,
+      // the swarm's bottleneck) is still owed pieces nobody else has, and a duplicate would delay those.
+      let eligible = p.candidates.filter((id) => this.eligible(p, id));
+      if (this.leechers.size > 0) eligible = eligible.filter((id) => this.leechers.has(id));
+      const choice = this.best(p, eligible);
       if (choice === null) continue;
       this.start(piece, choice, true);
       out.push({ piece, sourceId: choice, duplicate: true });

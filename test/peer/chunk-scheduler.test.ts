@@ -270,6 +270,20 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "peer-b", duplicate: false }]);
   });
 
+  it("endgame duplicates go to leechers only while there are any; to the seed once they have finished", () => {
+    // The origin holds both pieces and has a free slot throughout; peer-b (a leecher) holds piece 0.
+    const s = ready(2, () => ["origin"], { windowChunks: 8, perSourceInFlight: 2 });
+    s.addSource("peer-b", "peer");
+    s.setLeecher("peer-b", true);
+    s.addCandidate(0, "peer-b");
+    expect(s.nextRequests().map((a) => `${a.piece}@${a.sourceId}${a.duplicate ? "+" : ""}`).sort()).toEqual(["0@peer-b", "1@origin"]);
+    // Endgame now (nothing left to start), but the only other holder of piece 0 is a seed: no duplicate.
+    expect(s.nextRequests()).toEqual([]);
+    // peer-b finishes its own download (a seed now): the origin may take the duplicate.
+    s.setLeecher("peer-b", false);
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "origin", duplicate: true }]);
+  });
+
   it("uses any holder once the other downloader has finished (a seed like the publisher)", () => {
     const s = ready(2, () => ["origin"], { windowChunks: 8, perSourceInFlight: 1, endgame: false });
     s.addSource("peer-b", "peer");
