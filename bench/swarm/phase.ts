@@ -17,7 +17,7 @@
  */
 import { rm } from "node:fs/promises";
 import { CpuSampler, type CpuSummary } from "./cpu-sampler.js";
-import { snapshotDelta, snapshotHosts, type InterfaceCounters } from "./counters.js";
+import { readCounters, snapshotDelta, snapshotHosts, type InterfaceCounters } from "./counters.js";
 import { spawnTsInNs, type NsProcess } from "./processes.js";
 import { shaperStats } from "./shaping.js";
 import type { Host, Topology } from "./topology.js";
@@ -83,6 +83,12 @@ export interface PhaseResult {
   /** Packets dropped by the shapers during the phase (both directions, all hosts). */
   shaperDrops: number;
   cpu: CpuSummary;
+  /**
+   * The origin hosts' upload per second of the phase, as a share of what
+   * their lines carry in payload: where the bottleneck idled (start-up,
+   * mid-run starvation, the tail) when the last completion exceeds T_min.
+   */
+  originUploadBySecond: number[];
 }
 
 export class PhaseError extends Error {
@@ -96,6 +102,46 @@ export class BitExactError extends PhaseError {
 
 const wallMs = () => performance.timeOrigin + performance.now();
 
+
+/** Reads the origin hosts' tx counters once a second (a read still running skips a tick rather than piling up). */
+class OriginUploadSampler {
+  private readonly samples: { atMs: number; txBytes: number }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private reading: Promise<void> | null = null;
+  private readonly hosts: Host[];
+  private readonly payloadBytesPerSecond: number;
+
+  constructor(spec: PhaseSpec) {
+    this.hosts = spec.topology.hosts.filter((h) => spec.originHosts.includes(h.name));
+    const lineMbit = this.hosts.reduce((sum, h) => sum + spec.upMbit[h.name], 0);
+    this.payloadBytesPerSecond = (lineMbit * 1e6 * spec.payloadShare) / 8;
+  }
+
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  async stop(): Promise<number[]> {
+    clearInterval(this.timer);
+    await this.reading;
+    const out: number[] = [];
+    for (let i = 1; i < this.samples.length; i++) {
+      const [a, b] = [this.samples[i - 1], this.samples[i]];
+      out.push((b.txBytes - a.txBytes) / ((b.atMs - a.atMs) / 1000) / this.payloadBytesPerSecond);
+    }
+    return out;
+  }
+
+  private tick(): void {
+    if (this.reading) return;
+    const atMs = wallMs();
+    this.reading = Promise.all(this.hosts.map((h) => readCounters(h.ns, h.hostIf)))
+      .then((counters) => void this.samples.push({ atMs, txBytes: counters.reduce((sum, c) => sum + c.txBytes, 0) }))
+      .catch(() => {})
+      .finally(() => (this.reading = null));
+  }
+}
 
 async function totalShaperDrops(topology: Topology): Promise<number> {
   const all = await Promise.all(topology.hosts.flatMap((h) => [shaperStats(h.ns, h.hostIf), shaperStats(topology.switchNs, h.switchIf)]));
@@ -120,8 +166,10 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
     const before = await snapshotHosts(spec.topology);
     const cpu = new CpuSampler();
     cpu.start(spec.cpuGroups());
+    const origin = new OriginUploadSampler(spec);
     const goAtMs = wallMs();
     for (const d of drivers) d.writeLine("go");
+    origin.start();
 
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -140,6 +188,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
     } finally {
       clearTimeout(timer);
     }
+    const originUploadBySecond = await origin.stop();
     const after = await snapshotHosts(spec.topology);
     const cpuSummary = cpu.stop();
     const dropsAfter = await totalShaperDrops(spec.topology);
@@ -181,6 +230,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
       uploadUtilisation,
       shaperDrops: dropsAfter - dropsBefore,
       cpu: cpuSummary,
+      originUploadBySecond,
     };
   } finally {
     await Promise.all(drivers.map((p) => p.stop(3000)));

@@ -59,6 +59,8 @@ export interface SystemSummary {
   originHosts: Record<string, { txBytes: number; uploadUtilisation: number }>;
   /** Shares of all cores used by the run's long-lived processes in the median run (edge, daemons, HTTP server). */
   cpuByGroup: Record<string, number>;
+  /** Median run: origin upload per second as a share of its payload line rate (phase.ts). */
+  originUploadBySecond: number[];
 }
 
 export interface Report {
@@ -122,6 +124,7 @@ export function summarizeSystem(results: PhaseResult[], tMinSeconds: number, dow
         .map(([name, c]) => [name, { txBytes: c.txBytes, uploadUtilisation: m.uploadUtilisation[name] }]),
     ),
     cpuByGroup: m.cpu.byGroup,
+    originUploadBySecond: m.originUploadBySecond,
   };
 }
 
@@ -215,6 +218,9 @@ export function renderText(r: Report): string {
   }
   out.push(...table(peerRows, ["l", ...systems.flatMap(() => ["r", "r", "r", "r"] as const)]));
   out.push("");
+  out.push("origin upload over time (median run; % of its line's payload rate, mean of each 5 s):");
+  for (const s of systems) out.push(`  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.originUploadBySecond).map((v) => String(Math.round(v * 100)).padStart(3)).join(" ")}`);
+  out.push("");
   if (r.cliStartupSeconds !== null)
     out.push(
       `for reference: starting the CLI (\`peercloud --json status\` against a running daemon, one process alone) takes ${f(r.cliStartupSeconds, 2)} s, which \`peercloud get\` would add to each completion; the drivers above are preloaded`,
@@ -222,4 +228,13 @@ export function renderText(r: Report): string {
   for (const t of r.targets) out.push(`target ${t.name} ${t.limit}: ${t.pass === null ? "not measured" : `${t.pass ? "PASS" : "FAIL"} (${f(t.value, 2)})`}`);
   if (r.chart) out.push(`chart: ${r.chart}`);
   return out.join("\n") + "\n";
+}
+
+function fiveSecondMeans(perSecond: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < perSecond.length; i += 5) {
+    const slice = perSecond.slice(i, i + 5);
+    out.push(slice.reduce((a, b) => a + b, 0) / slice.length);
+  }
+  return out;
 }

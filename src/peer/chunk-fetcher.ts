@@ -294,12 +294,17 @@ export class ChunkFetcher {
     const swarm = source.kind === "local" ? null : this.swarm;
     swarm?.started(piece);
     let bytes: Uint8Array;
+    const startMs = performance.now();
+    let firstByteMs: number | undefined;
     try {
-      bytes = await abortable(source.fetch(cid, controller.signal), controller.signal);
+      bytes = await abortable(
+        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs)),
+        controller.signal,
+      );
     } catch (error) {
       swarm?.ended(piece);
       const cancelled = controller.signal.aborted && controller.signal.reason === CANCELLED;
-      this.scheduler.requestFailed(piece, sourceId, cancelled ? "cancelled" : isNotFound(error) ? "absent" : "error");
+      this.scheduler.requestFailed(piece, sourceId, cancelled ? "cancelled" : isNotFound(error) ? "absent" : "error", performance.now());
       if (!cancelled) this.noteError(piece, source, error);
       return;
     } finally {
@@ -310,12 +315,13 @@ export class ChunkFetcher {
     const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
     if (wrongSize || (sourceId !== SELF_SOURCE_ID && !createHash("sha256").update(bytes).digest().equals(this.digests[piece]))) {
       swarm?.ended(piece);
-      this.scheduler.requestFailed(piece, sourceId, "corrupt");
+      this.scheduler.requestFailed(piece, sourceId, "corrupt", performance.now());
       this.logs[piece].lastError = `${sourceId} sent bytes that do not match the CID`;
       this.options.onWarning?.(`source ${sourceId} (${source.kind}) sent corrupt data for chunk ${cid}; penalised`);
       return;
     }
-    const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length);
+    const endMs = performance.now();
+    const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length, { atMs: endMs, elapsedMs: endMs - startMs, firstByteMs });
     for (const loser of cancel) this.controllers.get(`${piece}/${loser}`)?.abort(CANCELLED);
     // The scheduler's state changed now, not when the sink finishes: a sink may wait long (an ordered
     // stream's reorder buffer behind a hung head piece), and the loop must see the full window to start

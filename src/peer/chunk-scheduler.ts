@@ -20,12 +20,18 @@
  *   providers are known (BitTorrent, Cohen 2003 §"Piece Selection"): the
  *   chunks held by fewest live peers are fetched first, so this downloader
  *   soonest becomes a provider of what the swarm lacks; ties by index.
- * - **Source choice.** Among a piece's providers (directory order = its
- *   ranking), untried ones first, then by `score / (1 + inFlight)`: a
- *   penalised or busy source is asked less. Each source has an in-flight cap
- *   (`perSourceInFlight`); a slow source's slots stay busy longer, so it
- *   receives fewer requests by itself (request pipelining as self-clocking,
- *   as in BitTorrent), and the load term spreads requests fairly.
+ * - **Source choice.** Among a piece's providers, untried ones first, then
+ *   the one that would deliver it soonest: its measured round trip plus its
+ *   share of its measured rate behind the requests already in flight there,
+ *   stretched by its failure rate, divided by its trust score
+ *   (source-scores.ts; sources not measured yet count as average, so they
+ *   get tried). A source that is slow — a thin uplink, or one every other
+ *   downloader is also asking — thus gets fewer requests, in proportion to
+ *   what it delivers, and re-measuring after every answer moves load as
+ *   conditions change. Each source also has an in-flight cap
+ *   (`perSourceInFlight`). Equal estimates are broken by a per-download
+ *   random order (`tieBreakSeed`), not the directory's ranking, so that
+ *   concurrent downloaders do not all start on the same source.
  * - **Penalties** (scores and bans: source-scores.ts). A source that sent
  *   corrupt bytes for a piece, or said it does not hold it, is never asked
  *   for that piece again; after an error it may be asked once more
@@ -58,9 +64,13 @@
  *   `endgameExtraRequests` units beyond the window.
  */
 
-import { SourceScores, type FailureReason, type SourceKind, type SourceStats } from "./source-scores.js";
+import { SourceScores, type FailureReason, type RequestTiming, type SourceKind, type SourceStats } from "./source-scores.js";
 
-export type { FailureReason, SourceKind, SourceStats } from "./source-scores.js";
+export type { FailureReason, RequestTiming, SourceKind, SourceStats } from "./source-scores.js";
+
+/** Estimates before anything was received: a 1 MiB piece, sources at 10 MB/s (only their ratios matter). */
+const DEFAULT_PIECE_BYTES = 1 << 20;
+const DEFAULT_RATE_BYTES_PER_SECOND = 10e6;
 
 /** Id under which the cold store (R2) is registered when there is one. */
 export const COLD_SOURCE_ID = "cold";
@@ -150,6 +160,12 @@ export class ChunkScheduler {
   private readonly pendingElsewhere: Uint16Array;
   /** Sources whose swarm view says they are still downloading. */
   private readonly leechers = new Set<string>();
+  /** For the delivery-time estimates: bytes and pieces received so far. */
+  private deliveredBytes = 0;
+  private deliveredPieces = 0;
+  /** Per-download random rank of each source (tie-breaks between equal estimates). */
+  private readonly sourceTieRank = new Map<string, number>();
+  private readonly sourceTieRandom: (() => number) | null;
 
   constructor(pieceCount: number, options: SchedulerOptions = {}) {
     if (!Number.isSafeInteger(pieceCount) || pieceCount < 0) throw new RangeError(`ChunkScheduler: pieceCount must be a non-negative integer, got ${pieceCount}`);
@@ -178,6 +194,7 @@ export class ChunkScheduler {
     this.pieces = Array.from({ length: pieceCount }, () => ({ state: "new" as PieceState, candidates: [], lookups: 0, attempts: new Map(), requests: new Set() }));
     this.pendingElsewhere = new Uint16Array(pieceCount);
     this.tieRank = options.tieBreakSeed === undefined ? null : shuffledRanks(pieceCount, options.tieBreakSeed);
+    this.sourceTieRandom = options.tieBreakSeed === undefined ? null : mulberry32(options.tieBreakSeed ^ 0x5bd1e995);
     if (this.o.hasCold) this.addSource(COLD_SOURCE_ID, "r2");
   }
 
@@ -304,10 +321,12 @@ export class ChunkScheduler {
    * they are the first (use them) and the other sources whose requests for
    * the piece should now be cancelled.
    */
-  requestSucceeded(piece: number, sourceId: string, sizeBytes: number): { accepted: boolean; cancel: string[] } {
+  requestSucceeded(piece: number, sourceId: string, sizeBytes: number, timing?: RequestTiming): { accepted: boolean; cancel: string[] } {
     const p = this.piece(piece);
     this.endRequest(p, sourceId);
-    this.sources.ended(sourceId, { ok: true, sizeBytes });
+    this.sources.ended(sourceId, { ok: true, sizeBytes, timing });
+    this.deliveredBytes += sizeBytes;
+    this.deliveredPieces++;
     if (p.state !== "ready") return { accepted: false, cancel: [] };
     this.active.delete(piece);
     p.state = "received";
@@ -320,10 +339,10 @@ export class ChunkScheduler {
    * the chunk: evicted, or R2 never had it) and "cancelled" (we aborted it)
    * cost the source nothing; the source is not asked for an absent piece again.
    */
-  requestFailed(piece: number, sourceId: string, reason: FailureReason): void {
+  requestFailed(piece: number, sourceId: string, reason: FailureReason, atMs?: number): void {
     const p = this.piece(piece);
     this.endRequest(p, sourceId);
-    this.sources.ended(sourceId, { ok: false, reason });
+    this.sources.ended(sourceId, { ok: false, reason, atMs });
     if (reason === "corrupt" || reason === "absent") p.attempts.get(sourceId)!.final = true;
     if (p.state === "ready" && p.requests.size === 0) {
       this.active.delete(piece);
@@ -435,22 +454,45 @@ export class ChunkScheduler {
     return !attempt || (!attempt.final && attempt.count < this.o.maxAttemptsPerSource);
   }
 
-  /** The best source with a free slot, or null when all eligible ones are busy. */
+  /** The best source with a free slot (see "Source choice"), or null when all eligible ones are busy. */
   private best(p: Piece, eligible: string[]): string | null {
     let bestId: string | null = null;
-    let bestKey = -Infinity;
+    let bestUntried = false;
+    let bestCost = Infinity;
+    let bestTie = Infinity;
+    const size = this.typicalPieceBytes();
+    const fallbackRate = this.sources.meanRate() ?? DEFAULT_RATE_BYTES_PER_SECOND;
     for (let i = 0; i < eligible.length; i++) {
       const id = eligible[i];
       if (!this.sources.hasFreeSlot(id)) continue;
-      // Untried sources first (rank is at most 1); then score over load; earlier (directory-ranked) wins ties.
-      const untried = p.attempts.has(id) ? 0 : 2;
-      const key = untried + this.sources.rank(id) - i * 1e-9;
-      if (key > bestKey) {
-        bestKey = key;
+      // Untried (for this piece) first; then the soonest delivery, trust-weighted; then the tie order.
+      const untried = !p.attempts.has(id);
+      const cost = this.sources.expectedSeconds(id, size, fallbackRate) / this.sources.score(id);
+      const tie = this.sourceTie(id, i);
+      if (untried !== bestUntried ? untried : cost < bestCost * (1 - 1e-9) || (cost <= bestCost * (1 + 1e-9) && tie < bestTie)) {
         bestId = id;
+        bestUntried = untried;
+        bestCost = cost;
+        bestTie = tie;
       }
     }
     return bestId;
+  }
+
+  /** The mean size of the pieces received so far (the unit of the delivery-time estimates). */
+  private typicalPieceBytes(): number {
+    return this.deliveredPieces > 0 ? this.deliveredBytes / this.deliveredPieces : DEFAULT_PIECE_BYTES;
+  }
+
+  /** Without a seed, the candidate order (directory ranking); with one, a random rank fixed per source for this download. */
+  private sourceTie(id: string, index: number): number {
+    if (!this.sourceTieRandom) return index;
+    let rank = this.sourceTieRank.get(id);
+    if (rank === undefined) {
+      rank = this.sourceTieRandom();
+      this.sourceTieRank.set(id, rank);
+    }
+    return rank;
   }
 
   private start(piece: number, sourceId: string, duplicate: boolean): void {
@@ -503,16 +545,21 @@ export class ChunkScheduler {
   }
 }
 
-/** A permutation's ranks from a 32-bit seed (mulberry32 + Fisher–Yates): the same seed, the same order. */
-function shuffledRanks(n: number, seed: number): Uint32Array {
+/** Uniform [0, 1) numbers from a 32-bit seed (mulberry32): the same seed, the same sequence. */
+function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
-  const next = () => {
+  return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A permutation's ranks from a 32-bit seed (mulberry32 + Fisher–Yates): the same seed, the same order. */
+function shuffledRanks(n: number, seed: number): Uint32Array {
+  const next = mulberry32(seed);
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));

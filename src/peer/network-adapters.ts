@@ -106,7 +106,7 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
         sources.push({
           id: info.nodeId,
           kind: "peer",
-          fetch: (c, s) => transfer.getChunk(address, c, { signal: s }),
+          fetch: (c, s, onFirstByte) => transfer.getChunk(address, c, { signal: s, onResponse: onFirstByte }),
           swarmView: (key, since, s) => transfer.swarmView(address, key, since, { signal: s }),
         });
       }

@@ -63,6 +63,8 @@ export interface TransferClientOptions {
 
 export interface RequestOptions {
   signal?: AbortSignal;
+  /** Called when the answer's status line arrives (the downloader's round-trip measurement). */
+  onResponse?: () => void;
 }
 
 interface Session {
@@ -108,7 +110,9 @@ export class TransferClient {
   async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
     const path = chunkPath(cid);
     const maxBytes = Math.min(options.maxBytes ?? this.maxChunkBytes, this.maxChunkBytes);
-    const reply = await this.withSession(peerAddress, options.signal, (peer, token) => this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, maxBytes));
+    const reply = await this.withSession(peerAddress, options.signal, (peer, token) =>
+      this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, maxBytes, options.onResponse),
+    );
     const body = reply.body;
     return new Uint8Array(body.buffer, body.byteOffset, body.length);
   }
@@ -256,7 +260,16 @@ export class TransferClient {
    * One HTTP exchange. A 200 body is read into a buffer of its Content-Length
    * (at most `maxBodyBytes`); other bodies (JSON errors) are read up to 64 KiB.
    */
-  private send(peer: Peer, method: string, path: string, headers: Record<string, string>, body: Uint8Array | undefined, signal: AbortSignal | undefined, maxBodyBytes: number): Promise<Reply> {
+  private send(
+    peer: Peer,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+    maxBodyBytes: number,
+    onResponse?: () => void,
+  ): Promise<Reply> {
     signal?.throwIfAborted();
     return new Promise<Reply>((resolve, reject) => {
       const request = peer.url.protocol === "https:" ? httpsRequest : httpRequest;
@@ -286,6 +299,7 @@ export class TransferClient {
       });
       req.on("response", (res) => {
         responded = true;
+        onResponse?.();
         this.readReply(peer, method, res, maxBodyBytes, finish);
       });
       req.end(body);

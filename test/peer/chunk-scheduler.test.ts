@@ -339,3 +339,80 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests()).toEqual([]);
   });
 });
+
+/**
+ * A download driven by a simulated clock: each source is a link of fixed
+ * rate shared equally by the requests in flight on it (processor sharing,
+ * as TCP flows through one bottleneck roughly are). Returns which source
+ * served each piece and when the last piece arrived.
+ */
+function simulate(pieces: number, pieceBytes: number, initialRates: Record<string, number>, options: SchedulerOptions = {}, ratesAt: (nowMs: number) => Record<string, number> = () => initialRates) {
+  const ids = Object.keys(initialRates);
+  const deliveries: { atMs: number; id: string }[] = [];
+  const s = ready(pieces, () => ids, { windowChunks: 16, perSourceInFlight: 4, ...options });
+  const flows = new Map<string, { piece: number; sourceId: string; remaining: number; startMs: number }[]>(ids.map((id) => [id, []]));
+  const servedBy = new Map<string, number>(ids.map((id) => [id, 0]));
+  let nowMs = 0;
+  for (let guard = 0; !s.isFinished(); guard++) {
+    if (guard > 100_000) throw new Error("simulation did not finish");
+    const ratesBytesPerSecond = ratesAt(nowMs);
+    for (const a of s.nextRequests()) flows.get(a.sourceId)!.push({ piece: a.piece, sourceId: a.sourceId, remaining: pieceBytes, startMs: nowMs });
+    // The next flow to finish, given each source's rate split among its flows.
+    let nextMs = Infinity;
+    for (const [id, fs] of flows) for (const f of fs) nextMs = Math.min(nextMs, nowMs + (f.remaining / (ratesBytesPerSecond[id] / fs.length)) * 1000);
+    const dt = (nextMs - nowMs) / 1000;
+    nowMs = nextMs;
+    for (const [id, fs] of flows) {
+      for (const f of fs) f.remaining -= (ratesBytesPerSecond[id] / fs.length) * dt;
+      const done = fs.filter((f) => f.remaining <= 1e-6);
+      flows.set(id, fs.filter((f) => f.remaining > 1e-6));
+      for (const f of done) {
+        const { accepted, cancel } = s.requestSucceeded(f.piece, f.sourceId, pieceBytes, { atMs: nowMs, elapsedMs: nowMs - f.startMs, firstByteMs: 1 });
+        for (const loser of cancel) {
+          flows.set(loser, flows.get(loser)!.filter((g) => g.piece !== f.piece));
+          s.requestFailed(f.piece, loser, "cancelled");
+        }
+        if (accepted) {
+          servedBy.set(id, servedBy.get(id)! + 1);
+          deliveries.push({ atMs: nowMs, id });
+          s.consumed(f.piece);
+        }
+      }
+    }
+  }
+  const total = Object.values(initialRates).reduce((a, b) => a + b, 0);
+  /** Pieces each source delivered from `fromMs` on. */
+  const servedSince = (fromMs: number) => {
+    const out = new Map<string, number>(ids.map((id) => [id, 0]));
+    for (const { atMs, id } of deliveries) if (atMs >= fromMs) out.set(id, out.get(id)! + 1);
+    return out;
+  };
+  return { servedBy, servedSince, seconds: nowMs / 1000, idealSeconds: (pieces * pieceBytes) / total };
+}
+
+describe("ChunkScheduler with measured sources", () => {
+  it("a slow source serves proportionally fewer pieces, and the download ends near the ideal time (file / sum of rates)", () => {
+    const MiB = 1 << 20;
+    const rates = { fast: 8 * MiB, medium: 4 * MiB, slow: 1 * MiB };
+    const { servedBy, seconds, idealSeconds } = simulate(200, MiB, rates);
+    const share = (id: keyof typeof rates) => servedBy.get(id)! / 200;
+    console.log(`[scheduler sim] shares fast ${share("fast").toFixed(3)} medium ${share("medium").toFixed(3)} slow ${share("slow").toFixed(3)}; ${seconds.toFixed(2)} s vs ideal ${idealSeconds.toFixed(2)} s`);
+    // Rate shares are 8/13, 4/13, 1/13.
+    expect(share("fast")).toBeCloseTo(8 / 13, 1);
+    expect(share("medium")).toBeCloseTo(4 / 13, 1);
+    expect(share("slow")).toBeLessThan(2 / 13);
+    expect(seconds / idealSeconds).toBeLessThan(1.1);
+  });
+
+  it("moves load away from a source that slows down mid-download", () => {
+    const MiB = 1 << 20;
+    // Two equal sources for 10 s; then b drops to a tenth of its rate.
+    const before = { a: 8 * MiB, b: 8 * MiB };
+    const after = { a: 8 * MiB, b: 0.8 * MiB };
+    const { servedSince, servedBy } = simulate(400, MiB, before, {}, (nowMs) => (nowMs < 10_000 ? before : after));
+    const late = servedSince(15_000); // after a few half-lives of the estimates' memory
+    console.log(`[scheduler sim] before: a ${servedBy.get("a")! - servedSince(10_000).get("a")!} b ${servedBy.get("b")! - servedSince(10_000).get("b")!}; from 15 s: a ${late.get("a")} b ${late.get("b")}`);
+    expect(late.get("a")!).toBeGreaterThan(5 * late.get("b")!);
+    expect(servedBy.get("b")! - servedSince(10_000).get("b")!).toBeGreaterThan(50); // b did its share while it was fast
+  });
+});
