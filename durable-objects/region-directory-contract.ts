@@ -24,8 +24,25 @@ export interface RegionSummary {
   replicas: number;
   pinnedChunks: number;
   underReplicatedChunks: number;
+  /** Replica repair (durable-objects/region-directory/repair-scheduler.ts): jobs by state now, and totals since the region began. */
+  repair: RepairSummary;
   r2EgressBytes: number;
   updatedAtMs: number;
+}
+
+export interface RepairSummary {
+  /** Jobs planned and waiting for a free source and target. */
+  queuedJobs: number;
+  /** Jobs dispatched to a target, not yet confirmed. */
+  runningJobs: number;
+  /** Jobs that used up their attempts and wait out their backoff before starting over. */
+  failedJobs: number;
+  /** Replicas re-created and confirmed. */
+  completedJobs: number;
+  /** Attempts that failed or timed out (each was retried elsewhere or backed off). */
+  failedAttempts: number;
+  /** Bytes of the confirmed replicas (the chunks' pinned sizes). */
+  bytesRepaired: number;
 }
 
 export interface SignalResult {

@@ -45,6 +45,8 @@ import type { RegionDirectoryRpc, RegionSummary, RegisterPeerInput, SignalResult
 import { attachmentOf, closeQuietly, connectedPeers, sendMessage, sendToPeer, socketSightingMs, socketSightings, type SocketAttachment } from "./region-directory/connections.js";
 import { Directory } from "./region-directory/directory.js";
 import { dispatch, type HandlerContext } from "./region-directory/handlers/index.js";
+import type { RepairJob } from "./region-directory/repair-jobs.js";
+import { RepairScheduler } from "./region-directory/repair-scheduler.js";
 import { R2_EGRESS_BYTES, type QueuedChunk } from "./region-directory/replica-store.js";
 import { errorFrame, errorResponse, requestIdOf } from "./region-directory/replies.js";
 import * as input from "./region-directory/rpc-input.js";
@@ -56,6 +58,8 @@ import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapsho
 export const MAX_INVALID_MESSAGES = 5;
 /** Shortest time between two sweeps: expiries closer than this are handled together, and no re-arm can spin. */
 export const MIN_SWEEP_GAP_MS = 1000;
+/** Delay of the repair pass after a job ended: ends within it are handled by one pass, and the next jobs go out at once. */
+export const REPAIR_WAKE_DELAY_MS = 200;
 export const NODE_ID_HEADER = "x-peercloud-node-id";
 export const REGION_HEADER = "x-peercloud-region";
 
@@ -66,6 +70,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   random: () => number = Math.random;
   readonly params: NetworkParams;
   private directory!: Directory;
+  private repair!: RepairScheduler;
   private region: string | null = null;
   /** The alarm time (real clock) as last set: cached, since reading it back would cost a storage call per message. */
   private alarmAtMs: number | null = null;
@@ -89,6 +94,9 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
         random: () => this.random(),
         region: () => this.region ?? "",
       });
+      this.repair = new RepairScheduler({ directory: this.directory, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
+      // The runtime keeps the alarm across restarts, and alarm() always re-arms for a running job's deadline or a
+      // failed job's retry: a restarted object finds its jobs in SQL and its next repair pass already scheduled.
       this.alarmAtMs = await ctx.storage.getAlarm();
     });
   }
@@ -190,15 +198,19 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       region,
       deliverLocal: (to, message) => sendToPeer(this.ctx, to, message),
       forwardSignal: (toRegion, to, payload) => forwardSignal(this.env, sender.nodeId, region, toRegion, to, payload),
+      repair: { onResult: (from, result) => this.repair.onResult(from, result, this.clock()) },
+      wakeRepair: () => this.armAlarm(this.clock() + REPAIR_WAKE_DELAY_MS),
     };
   }
 
-  // ---- Alarm: liveness sweep and KV snapshot ---------------------------------
+  // ---- Alarm: liveness sweep, repair pass and KV snapshot ---------------------
 
   override async alarm(): Promise<void> {
     this.alarmAtMs = null;
     const now = this.clock();
     const nextChangeMs = this.directory.sweep(socketSightings(this.ctx), now);
+    // After the sweep, so that a peer it just found dead has its chunks queued and its jobs failed in this pass.
+    const repairDueMs = this.repair.run(now);
     let snapshotPendingMs: number | null = null;
     if (now >= this.lastSnapshotCheckMs + this.params.snapshotIntervalMs) {
       try {
@@ -211,9 +223,10 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     } else {
       snapshotPendingMs = this.lastSnapshotCheckMs + this.params.snapshotIntervalMs;
     }
-    // Re-arm to the earliest expiry, never in a tight loop. Changes after this (register, announce, pin,
-    // egress) arm the alarm for their own snapshot; with no live peer left and nothing pending, the object sleeps.
-    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity);
+    // Re-arm to the earliest expiry (liveness, snapshot, a repair job's deadline or backoff), never in a tight
+    // loop. Changes after this (register, announce, pin, egress, a repair result) arm the alarm themselves; with
+    // no live peer left and nothing pending, the object sleeps. Idempotent: a pass that finds nothing due changes nothing.
+    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity);
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
 
@@ -307,8 +320,15 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     return this.summaryAt(this.clock());
   }
 
-  /** The repair queue, most missing replicas first (for the repair scheduler of a later issue, and tests). */
+  /** The repair queue, most missing replicas first (what the repair scheduler plans from; for tests and operators). */
   async underReplicated(limit = 100): Promise<QueuedChunk[]> {
     return this.directory.replicaStore.underReplicated(v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit));
+  }
+
+  /** Repair jobs in every state, most endangered first (for tests and operators). */
+  async repairJobs(limit = 100): Promise<RepairJob[]> {
+    const n = v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit);
+    const jobs = this.directory.repairJobs;
+    return [...jobs.list("running", n), ...jobs.list("queued", n), ...jobs.list("failed", n)].slice(0, n);
   }
 }

@@ -20,6 +20,7 @@ import { choosePlacement, rankProviders } from "../../src/core/placement.js";
 import { storesChunks } from "../../src/core/roles.js";
 import type { RegisterPeerInput } from "../region-directory-contract.js";
 import { PeerStore, type PeerRecord, type StatusUpdate } from "./peer-store.js";
+import { RepairJobs } from "./repair-jobs.js";
 import { ReplicaStore } from "./replica-store.js";
 import type { Sql } from "./sql.js";
 
@@ -44,12 +45,14 @@ export interface DirectoryOptions {
 export class Directory {
   readonly peerStore: PeerStore;
   readonly replicaStore: ReplicaStore;
+  readonly repairJobs: RepairJobs;
   private readonly live = new Map<string, PeerRecord>();
   private readonly tree: KBucketTree<PeerRecord>;
 
   constructor(private readonly opts: DirectoryOptions) {
     this.peerStore = new PeerStore(opts.sql);
     this.replicaStore = new ReplicaStore(opts.sql);
+    this.repairJobs = new RepairJobs(opts.sql);
     this.tree = new KBucketTree<PeerRecord>({ k: opts.params.k, splitPolicy: "always" });
     for (const record of this.peerStore.loadNotDead()) this.remember(record);
   }
@@ -158,14 +161,16 @@ export class Directory {
    * Inventory change of a live storage peer; removals are applied before
    * additions. A batch of a full-inventory sync stamps its rows with the
    * sync's epoch, and its last batch (`done`) then drops the peer's rows
-   * that the sync did not list (`swept`).
+   * that the sync did not list (`swept`). Running repair jobs that asked
+   * this peer for an added chunk are confirmed (`repaired`).
    */
-  announce(nodeId: string, added: readonly string[], removed: readonly string[], sync?: AnnounceSync): { added: number; removed: number; swept: number } {
+  announce(nodeId: string, added: readonly string[], removed: readonly string[], sync?: AnnounceSync): { added: number; removed: number; swept: number; repaired: number } {
     const now = this.opts.now();
     const r = this.replicaStore.remove(nodeId, removed, now);
     const a = this.replicaStore.add(nodeId, added, now, sync?.epoch);
     const swept = sync?.done ? this.replicaStore.sweepUnsynced(nodeId, sync.epoch, now) : 0;
-    return { added: a, removed: r, swept };
+    const repaired = this.repairJobs.confirm(nodeId, added).length;
+    return { added: a, removed: r, swept, repaired };
   }
 
   /** Records a renewed certificate's expiry (POST /v1/certificates/renew); false for a peer never registered here. */
@@ -232,6 +237,13 @@ export class Directory {
       }
     }
     return nextMs;
+  }
+
+  /** Alive peers that store chunks: how many repair jobs the region can run at once, times the per-peer limit. */
+  liveStoragePeers(): number {
+    let n = 0;
+    for (const p of this.live.values()) if (p.state === "alive" && storesChunks(p.roles)) n++;
+    return n;
   }
 
   counts(): { alive: number; suspect: number; dead: number } {

@@ -67,6 +67,31 @@ const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE replicas ADD COLUMN epoch TEXT`,
     `CREATE TABLE IF NOT EXISTS replica_syncs (node_id TEXT PRIMARY KEY, epoch TEXT NOT NULL) WITHOUT ROWID`,
   ],
+  // 3: repair jobs (repair-jobs.ts). A job re-creates one replica of an under-replicated chunk; it
+  // is a row from planning to confirmation so that it survives the object's restarts. `target` /
+  // `source` are the current or last dispatch ("r2": the cold store); `avoid_*` the peers that
+  // failed it in this round (JSON arrays); `deadline_ms` the timeout of a running job.
+  [
+    `CREATE TABLE IF NOT EXISTS repair_jobs (
+       job_id TEXT PRIMARY KEY,
+       cid TEXT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'failed')),
+       missing INTEGER NOT NULL,
+       size_bytes INTEGER,
+       attempts INTEGER NOT NULL,
+       target TEXT,
+       source TEXT,
+       avoid_targets TEXT NOT NULL,
+       avoid_sources TEXT NOT NULL,
+       not_before_ms INTEGER NOT NULL,
+       deadline_ms INTEGER,
+       created_ms INTEGER NOT NULL,
+       last_error TEXT
+     ) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS repair_jobs_by_cid ON repair_jobs (cid)`,
+    `CREATE INDEX IF NOT EXISTS repair_jobs_by_target ON repair_jobs (target, cid)`,
+    `CREATE INDEX IF NOT EXISTS repair_jobs_by_state ON repair_jobs (state, missing DESC, created_ms)`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

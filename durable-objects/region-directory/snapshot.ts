@@ -7,6 +7,7 @@
  */
 import type { RegionSummary } from "../region-directory-contract.js";
 import type { Directory } from "./directory.js";
+import { REPAIR_BYTES, REPAIR_COMPLETED, REPAIR_FAILED_ATTEMPTS } from "./repair-jobs.js";
 import { R2_EGRESS_BYTES } from "./replica-store.js";
 import { readMeta, writeMeta } from "./schema.js";
 import type { Sql } from "./sql.js";
@@ -23,8 +24,22 @@ export function buildSummary(directory: Directory, region: string, connected: nu
     replicas: totals.liveReplicas,
     pinnedChunks: totals.pinnedChunks,
     underReplicatedChunks: totals.underReplicatedChunks,
+    repair: repairSummary(directory),
     r2EgressBytes: directory.replicaStore.counter(R2_EGRESS_BYTES),
     updatedAtMs: nowMs,
+  };
+}
+
+function repairSummary(directory: Directory): RegionSummary["repair"] {
+  const jobs = directory.repairJobs;
+  const counts = jobs.counts();
+  return {
+    queuedJobs: counts.queued,
+    runningJobs: counts.running,
+    failedJobs: counts.failed,
+    completedJobs: jobs.counter(REPAIR_COMPLETED),
+    failedAttempts: jobs.counter(REPAIR_FAILED_ATTEMPTS),
+    bytesRepaired: jobs.counter(REPAIR_BYTES),
   };
 }
 

@@ -33,6 +33,7 @@ export const MAX_SIGNAL_PAYLOAD_CHARS = 4096;
 export const MAX_ADDRESSES = 8;
 
 const cid = v.pipe(v.string(), v.length(CID_STRING_LENGTH), v.regex(/^b[a-z2-7]+$/, "not a CIDv1 base32 string"));
+export const cidSchema = cid;
 export const nodeIdSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex characters"));
 const requestId = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
 const count = (max: number) => v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(max)));
@@ -151,8 +152,55 @@ export const placeMessage = v.object({
   sizeBytes: v.optional(nonNegInt),
 });
 
-// Two options share "find_providers": valibot tries both and keeps the one that parses (single first).
-export const peerToDirectory = v.variant("type", [statusMessage, announceMessage, findNodeMessage, findProvidersMessage, findProvidersBatchMessage, pinMessage, signalMessage, placeMessage]);
+/** A repair job's id, chosen by the directory (`r<sequence>`). */
+export const repairJobIdSchema = v.pipe(v.string(), v.regex(/^r[0-9]{1,15}$/, "must be a repair job id (r<digits>)"));
+
+/** Why a repair job failed at its target, so the directory knows what to avoid on the next attempt. */
+export const REPAIR_FAILURE_CODES = [
+  /** The source peer could not be reached, refused, or timed out. */
+  "source_unreachable",
+  /** The source (peer or R2) does not have the chunk. */
+  "source_missing",
+  /** The bytes from the source do not hash to the CID. */
+  "corrupt",
+  /** The target could not store the chunk (full, disk error). */
+  "store_failed",
+  /** The target already runs as many repair jobs as it takes (params.repairJobsPerPeer). */
+  "busy",
+  /** Anything else (a bug, a shutdown). */
+  "failed",
+] as const;
+export type RepairFailureCode = (typeof REPAIR_FAILURE_CODES)[number];
+
+/**
+ * The outcome of a `repair` job at its target. `ok: true` is sent once the
+ * chunk is stored, pinned and its announcement acknowledged, so the
+ * directory finds the replica already recorded; the announcement alone
+ * confirms the job too (a result lost with a dropped socket costs nothing).
+ */
+export const repairDoneMessage = v.object({ type: v.literal("repair_result"), jobId: repairJobIdSchema, cid, ok: v.literal(true), sizeBytes: nonNegInt });
+export const repairFailedMessage = v.object({
+  type: v.literal("repair_result"),
+  jobId: repairJobIdSchema,
+  cid,
+  ok: v.literal(false),
+  code: v.picklist(REPAIR_FAILURE_CODES),
+  message: v.pipe(v.string(), v.maxLength(500)),
+});
+
+// Two options share "find_providers" and two "repair_result": valibot tries each and keeps the one that parses.
+export const peerToDirectory = v.variant("type", [
+  statusMessage,
+  announceMessage,
+  findNodeMessage,
+  findProvidersMessage,
+  findProvidersBatchMessage,
+  pinMessage,
+  signalMessage,
+  placeMessage,
+  repairDoneMessage,
+  repairFailedMessage,
+]);
 export type PeerToDirectory = v.InferOutput<typeof peerToDirectory>;
 
 // ---- directory → peer -------------------------------------------------------
@@ -184,4 +232,14 @@ export type DirectoryToPeer =
   | { type: "providers_batch"; id: string; providers: Record<string, ProviderInfo[]> }
   | { type: "ack"; id: string }
   | { type: "signal"; from: string; fromRegion: string; payload: unknown }
+  /**
+   * A repair job for the receiving peer (the target): copy chunk `cid` from
+   * `source` — another peer's transfer server, or R2 through the edge —
+   * verify it against the CID, store and pin it, announce it, and answer
+   * `repair_result` within `timeoutMs`.
+   */
+  | { type: "repair"; jobId: string; cid: string; sizeBytes: number | null; source: RepairSource; timeoutMs: number }
   | { type: "error"; id?: string; code: string; message: string };
+
+/** Where a repair job copies from: a live holder (its node ID and transfer addresses) or the R2 cold store. */
+export type RepairSource = { kind: "peer"; nodeId: string; addresses: string[] } | { kind: "r2" };

@@ -30,6 +30,18 @@ export interface NetworkParams {
   maxAnnounceBatch: number;
   /** Interval of the region directory's KV summary snapshot. */
   snapshotIntervalMs: number;
+  /**
+   * Repair jobs a peer takes part in at once, as the target that copies and
+   * as the source that serves (the directory enforces it; a peer refuses
+   * more). Small, so that repair traffic leaves a peer's links to its users.
+   */
+  repairJobsPerPeer: number;
+  /** A dispatched repair job not confirmed within this long fails (and is retried elsewhere). */
+  repairJobTimeoutMs: number;
+  /** Dispatches of one repair job (each to another target/source) before it waits `repairRetryBackoffMs`. */
+  repairMaxAttempts: number;
+  /** How long a repair job that used up its attempts waits before it is tried again from scratch. */
+  repairRetryBackoffMs: number;
 }
 
 export const DEFAULT_PARAMS: NetworkParams = {
@@ -46,6 +58,10 @@ export const DEFAULT_PARAMS: NetworkParams = {
   bootstrapRandomPeers: 4,
   maxAnnounceBatch: 1000,
   snapshotIntervalMs: 60_000,
+  repairJobsPerPeer: 2,
+  repairJobTimeoutMs: 120_000,
+  repairMaxAttempts: 3,
+  repairRetryBackoffMs: 5 * 60_000,
 };
 
 /** Applies string overrides (from wrangler vars or a test environment) over the defaults, rejecting nonsense. */

@@ -13,6 +13,8 @@
  *  - certificate renewal before expiry (certificate-renewal.ts; config.json
  *    rewritten atomically, the clients read the certificate through getters);
  *  - a periodic scrub that re-hashes the store (its removals are announced);
+ *  - for service peers, the repair worker (repair-worker.ts) that runs the
+ *    directory's repair jobs, at most params.repairJobsPerPeer at once;
  *  - the control socket (control-server.ts) running put/get/status/ls/unpin
  *    for the CLI, with put/get wired to the network through
  *    network-adapters.ts (the socket while open, HTTP otherwise).
@@ -37,6 +39,7 @@ import type { PeerConfig, PeerHome } from "./home.js";
 import { Library } from "./library.js";
 import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.js";
 import { LocalOperations, type DaemonState } from "./operations.js";
+import { RepairWorker } from "./repair-worker.js";
 import { TransferClient } from "./transfer-client.js";
 import { TransferServer } from "./transfer-server.js";
 import { SwarmBoard } from "./swarm.js";
@@ -95,6 +98,7 @@ export class PeerDaemon {
   private readonly startedAtMs = Date.now();
   private renewer: CertificateRenewer | null = null;
   private conn: DirectoryConnection | null = null;
+  private repair: RepairWorker | null = null;
   private control: ControlServer | null = null;
   private transferServer: TransferServer | null = null;
   private transferClient: TransferClient | null = null;
@@ -197,6 +201,22 @@ export class PeerDaemon {
     if (provides) {
       store.on("added", (cid) => conn.announce([cid]));
       store.on("removed", (cid) => conn.announce([], [cid]));
+      // Only storage peers receive repair jobs: they copy a replica here from a holder or R2.
+      const transfer = this.transferClient;
+      this.repair = new RepairWorker({
+        store,
+        fetchFromPeer: (address, cid, signal) => transfer.getChunk(address, cid, { signal }),
+        fetchFromR2: (cid, signal) => edge.getChunkFromR2(cid, { signal }),
+        announce: (cid) => {
+          conn.announce([cid]);
+          return conn.whenAnnounced();
+        },
+        report: (result) => void conn.reportRepair(result),
+        concurrency: params.repairJobsPerPeer,
+        onEvent: (e) => this.emit({ ...e, message: e.event === "repair_done" ? `${e.cid} from ${e.source.slice(0, 16)} in ${e.durationMs} ms` : `${e.cid}: ${e.code}: ${e.message}` }),
+      });
+      const repair = this.repair;
+      conn.on("repair", (job) => repair.handle(job));
     }
     conn.start();
 
@@ -290,6 +310,7 @@ export class PeerDaemon {
       }
     };
     this.renewer?.stop();
+    this.repair?.close();
     this.scrubAbort.abort();
     if (this.scrubTimer) clearTimeout(this.scrubTimer);
     await step(() => this.control?.close());

@@ -24,6 +24,8 @@
  *   longer lists — chunks deleted while offline included. Changes made while
  *   the inventory is being listed are held back until the sync is sent, so
  *   its sweep never drops a chunk added meanwhile.
+ * - Repair jobs (`repair`) are emitted as events for the daemon's repair
+ *   worker; their results go back with `reportRepair`.
  * - Every incoming frame is validated (directory-inbound.ts); garbage is a
  *   `warning`, never a crash.
  */
@@ -43,6 +45,8 @@ export type { Timers } from "./directory-requests.js";
 export type DirectoryState = "connecting" | "open" | "closed";
 export type Welcome = Extract<DirectoryToPeer, { type: "welcome" }>;
 export type SignalEvent = Omit<Extract<DirectoryToPeer, { type: "signal" }>, "type">;
+export type RepairJob = Extract<DirectoryToPeer, { type: "repair" }>;
+export type RepairResult = Extract<PeerToDirectory, { type: "repair_result" }>;
 
 export interface StatusReport {
   load: Load;
@@ -82,6 +86,8 @@ export interface DirectoryConnectionEvents {
   state: [state: DirectoryState];
   welcome: [welcome: Welcome];
   signal: [signal: SignalEvent];
+  /** A repair job from the directory for this peer (repair-worker.ts). */
+  repair: [job: RepairJob];
   /** The edge refused the upgrade (e.g. 401 certificate_expired, 404 peer_not_registered); a retry follows. */
   rejected: [rejection: { status: number; code: string; message: string }];
   disconnected: [info: { code: number; reason: string; retryInMs: number }];
@@ -180,6 +186,14 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
   /** Sends a payload to a peer connected to the directory (not re-sent after a disconnect: it may have arrived). */
   async signal(to: string, payload: unknown, region?: string): Promise<void> {
     await this.ask({ type: "signal", to, payload, ...(region ? { region } : {}) }, "ack", false);
+  }
+
+  /**
+   * Reports a repair job's outcome; false when disconnected (not queued: a
+   * stale result is worthless, and the announcement confirms a success).
+   */
+  reportRepair(result: RepairResult): boolean {
+    return this.send(result satisfies PeerToDirectory);
   }
 
   /** Queues inventory changes; they go out batched after a short debounce. */
@@ -303,6 +317,8 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
         return;
       case "signal":
         return void this.emit("signal", { from: message.from, fromRegion: message.fromRegion, payload: message.payload });
+      case "repair":
+        return void this.emit("repair", message);
       case "error":
         if (message.id && this.settleAnnounce(message.id)) {
           return void this.emit("warning", { code: message.code, message: `announcement refused: ${message.message}` });

@@ -7,7 +7,7 @@
  * message types and malformed ones are rejected.
  */
 import * as v from "valibot";
-import { MAX_PROVIDER_BATCH_CIDS, PONG, loadSchema, nodeIdSchema, type DirectoryToPeer } from "../core/messages.js";
+import { MAX_ADDRESSES, MAX_PROVIDER_BATCH_CIDS, PONG, addressSchema, cidSchema, loadSchema, nodeIdSchema, repairJobIdSchema, type DirectoryToPeer } from "../core/messages.js";
 
 /** Largest directory message a peer reads (a 100-provider answer is ~60 KB). */
 export const MAX_INBOUND_MESSAGE_BYTES = 1024 * 1024;
@@ -39,6 +39,18 @@ export const directoryToPeerSchema = v.variant("type", [
   }),
   v.object({ type: v.literal("ack"), id }),
   v.object({ type: v.literal("signal"), from: nodeIdSchema, fromRegion: shortText, payload: v.unknown() }),
+  // A repair job: the addresses are dialled, so they are held to the strict address syntax, not just short text.
+  v.object({
+    type: v.literal("repair"),
+    jobId: repairJobIdSchema,
+    cid: cidSchema,
+    sizeBytes: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    source: v.variant("kind", [
+      v.object({ kind: v.literal("peer"), nodeId: nodeIdSchema, addresses: v.pipe(v.array(addressSchema), v.minLength(1), v.maxLength(MAX_ADDRESSES)) }),
+      v.object({ kind: v.literal("r2") }),
+    ]),
+    timeoutMs: positiveMs,
+  }),
   v.object({ type: v.literal("error"), id: v.optional(id), code: v.pipe(v.string(), v.maxLength(64)), message: v.pipe(v.string(), v.maxLength(2000)) }),
 ]);
 

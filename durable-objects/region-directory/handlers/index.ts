@@ -5,6 +5,7 @@ import { handleFindNode } from "./find-node.js";
 import { handleFindProviders } from "./find-providers.js";
 import { handlePin } from "./pin.js";
 import { handlePlace } from "./place.js";
+import { handleRepairResult } from "./repair-result.js";
 import { handleSignal } from "./signal.js";
 import { handleStatus } from "./status.js";
 import type { Handler, HandlerContext, Reply } from "./types.js";
@@ -17,6 +18,7 @@ const HANDLERS: { [T in PeerToDirectory["type"]]: Handler<T> } = {
   pin: handlePin,
   signal: handleSignal,
   place: handlePlace,
+  repair_result: handleRepairResult,
 };
 
 export function dispatch(message: PeerToDirectory, ctx: HandlerContext): Reply | Promise<Reply> {

@@ -9,6 +9,7 @@
 import type { DirectoryToPeer, PeerToDirectory } from "../../../src/core/messages.js";
 import type { Directory } from "../directory.js";
 import type { PeerRecord } from "../peer-store.js";
+import type { RepairScheduler } from "../repair-scheduler.js";
 
 export interface HandlerContext {
   directory: Directory;
@@ -18,6 +19,10 @@ export interface HandlerContext {
   deliverLocal(to: string, message: DirectoryToPeer): boolean;
   /** Hands a signal to another region's directory; rejects with code "peer_not_connected" when the peer is not there. */
   forwardSignal(region: string, to: string, payload: unknown): Promise<void>;
+  /** Repair jobs' results (handlers/repair-result.ts); `onResult` is bound to the object's clock. */
+  repair: { onResult(sender: PeerRecord, result: Parameters<RepairScheduler["onResult"]>[1]): boolean };
+  /** A repair job ended (confirmed or failed): run a repair pass soon, to dispatch the next one. */
+  wakeRepair(): void;
 }
 
 export type MessageOf<T extends PeerToDirectory["type"]> = Extract<PeerToDirectory, { type: T }>;

@@ -1,0 +1,172 @@
+/**
+ * Replica repair, the directory's half (issue 6 item 3): turns the
+ * under-replicated queue into repair jobs and drives them to the end.
+ *
+ * One pass (`run`, from the object's alarm):
+ *  1. running jobs past their deadline, or whose target is no longer alive,
+ *     fail (the target is avoided by the next attempt), and so do those whose
+ *     source died (that source is avoided);
+ *  2. jobs not yet running whose chunk left the queue are dropped; failed
+ *     jobs whose backoff is over start a new round;
+ *  3. planning: chunks with fewer open jobs than missing replicas get
+ *     jobs, most endangered first (most missing replicas, then longest
+ *     waiting), at most as many open jobs as the region's storage peers can
+ *     run at once (`repairJobsPerPeer` each), so the table never balloons;
+ *  4. dispatch: each queued job gets a source — a live holder, alive before
+ *     suspect and least loaded first (rankProviders), else R2 when no live
+ *     holder is left (or every one failed it) — and a target from
+ *     Directory.place (which will become the auction) excluding every
+ *     holder, the targets of the chunk's other jobs and the peers that
+ *     failed this job; neither may already run `repairJobsPerPeer` repair
+ *     transfers. The job is sent on the target's WebSocket as `repair`.
+ *
+ * Confirmation is by announcement (Directory.announce → RepairJobs.confirm),
+ * with the target's `repair_result` as the other way in: a job is done when
+ * the replica is recorded, whichever message says so first. Failures come
+ * back as `repair_result` with a code that says whom to blame: the source
+ * (unreachable, missing the chunk, corrupt bytes) or the target.
+ *
+ * The per-peer limit is the repair "rate limit": it bounds how many repair
+ * transfers a peer serves or receives at once, so user downloads keep the
+ * rest of its links; the peer enforces the same number on its side.
+ */
+import type { DirectoryToPeer, PeerToDirectory, RepairFailureCode, RepairSource } from "../../src/core/messages.js";
+import type { NetworkParams } from "../../src/core/params.js";
+import type { Directory } from "./directory.js";
+import type { PeerRecord } from "./peer-store.js";
+import { R2_SOURCE, type RepairJob } from "./repair-jobs.js";
+
+/** Most jobs planned or dispatched in one pass: bounds the rows a pass reads however long the queue is. */
+export const REPAIR_BATCH = 256;
+
+/** Failure codes that blame the source; the rest blame the target. */
+const SOURCE_FAULTS: ReadonlySet<RepairFailureCode> = new Set(["source_unreachable", "source_missing", "corrupt"]);
+
+export type RepairResult = Extract<PeerToDirectory, { type: "repair_result" }>;
+
+export interface RepairSchedulerOptions {
+  directory: Directory;
+  params: NetworkParams;
+  /** Sends to a peer connected to this object; false when it has no open socket. */
+  send(nodeId: string, message: DirectoryToPeer): boolean;
+}
+
+export class RepairScheduler {
+  constructor(private readonly opts: RepairSchedulerOptions) {}
+
+  private get jobs() {
+    return this.opts.directory.repairJobs;
+  }
+
+  /** One pass at `nowMs`; returns when the next pass is due without news (null: nothing pending). */
+  run(nowMs: number): number | null {
+    this.expire(nowMs);
+    this.jobs.dropUnneeded();
+    this.jobs.reviveFailed(nowMs);
+    this.plan(nowMs);
+    const waiting = this.dispatch(nowMs);
+    const due = this.jobs.nextDueMs();
+    // Jobs that found no free source or target are looked at again after a heartbeat interval (sooner when a job ends).
+    const recheckMs = waiting ? nowMs + this.opts.params.heartbeatIntervalMs : null;
+    return due === null ? recheckMs : recheckMs === null ? due : Math.min(due, recheckMs);
+  }
+
+  /**
+   * A target's `repair_result`. Results for jobs that are gone (confirmed by
+   * the announcement already) or now belong to another target (this one
+   * timed out) are stale and ignored. Returns whether a job changed.
+   */
+  onResult(sender: PeerRecord, result: RepairResult, nowMs: number): boolean {
+    const job = this.jobs.get(result.jobId);
+    if (!job || job.state !== "running" || job.target !== sender.nodeId || job.cid !== result.cid) return false;
+    const { params } = this.opts;
+    if (result.ok) {
+      // The peer says done only after its announcement was acknowledged, so the replica row is there.
+      if (this.opts.directory.replicaStore.holders(job.cid).includes(sender.nodeId)) return this.jobs.confirm(sender.nodeId, [job.cid], result.sizeBytes).length > 0;
+      this.jobs.fail(job, { target: true, source: false }, "not_announced", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+      return true;
+    }
+    const blameSource = SOURCE_FAULTS.has(result.code);
+    this.jobs.fail(job, { target: !blameSource, source: blameSource }, `${result.code}: ${result.message}`, params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+    return true;
+  }
+
+  private expire(nowMs: number): void {
+    const { directory, params } = this.opts;
+    for (const job of this.jobs.list("running", Number.MAX_SAFE_INTEGER)) {
+      const targetState = job.target ? directory.stateOf(job.target) : null;
+      const sourceState = job.source && job.source !== R2_SOURCE ? directory.stateOf(job.source) : null;
+      if (job.deadlineMs !== null && job.deadlineMs <= nowMs) {
+        this.jobs.fail(job, { target: true, source: false }, "timeout", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+      } else if (targetState !== "alive") {
+        this.jobs.fail(job, { target: true, source: false }, `target_${targetState ?? "unknown"}`, params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+      } else if (sourceState === "dead") {
+        // The copy cannot finish; retrying now (from another holder or R2) beats waiting for the target's timeout.
+        this.jobs.fail(job, { target: false, source: true }, "source_dead", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+      }
+    }
+  }
+
+  private plan(nowMs: number): void {
+    const { directory, params } = this.opts;
+    const counts = this.jobs.counts();
+    const room = Math.min(REPAIR_BATCH, directory.liveStoragePeers() * params.repairJobsPerPeer - counts.queued - counts.running);
+    if (room <= 0) return;
+    let planned = 0;
+    for (const c of this.jobs.candidates(room)) {
+      for (let i = c.openJobs; i < c.missing && planned < room; i++, planned++) this.jobs.plan(c.cid, c.missing, c.sizeBytes, nowMs);
+      if (planned >= room) break;
+    }
+  }
+
+  /** Dispatches what it can; returns whether queued jobs are left waiting for a free peer. */
+  private dispatch(nowMs: number): boolean {
+    const { params } = this.opts;
+    const running = this.jobs.runningPerPeer();
+    const free = (nodeId: string) => (running.get(nodeId) ?? 0) < params.repairJobsPerPeer;
+    let waiting = false;
+    for (const job of this.jobs.list("queued", REPAIR_BATCH)) {
+      if (job.notBeforeMs > nowMs) continue;
+      const source = this.chooseSource(job, free);
+      if (source === "none") {
+        // No live holder and R2 failed it too: nothing can serve this chunk now; wait out the backoff.
+        this.jobs.park(job.jobId, "no_source: no live holder, and R2 failed too", nowMs + params.repairRetryBackoffMs);
+        continue;
+      }
+      const target = source === "busy" ? null : this.chooseTarget(job, free);
+      if (source === "busy" || !target) {
+        waiting = true;
+        continue;
+      }
+      const sourceId = source.kind === "peer" ? source.nodeId : R2_SOURCE;
+      this.jobs.start(job.jobId, target, sourceId, nowMs + params.repairJobTimeoutMs);
+      const sent = this.opts.send(target, { type: "repair", jobId: job.jobId, cid: job.cid, sizeBytes: job.sizeBytes, source, timeoutMs: params.repairJobTimeoutMs });
+      if (!sent) {
+        const started = this.jobs.get(job.jobId)!;
+        this.jobs.fail(started, { target: true, source: false }, "target_not_connected", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+        continue;
+      }
+      running.set(target, (running.get(target) ?? 0) + 1);
+      if (source.kind === "peer") running.set(source.nodeId, (running.get(source.nodeId) ?? 0) + 1);
+    }
+    return waiting;
+  }
+
+  /** A live holder with a free repair slot; R2 when no usable holder is left; "busy" when holders exist but are all at their limit. */
+  private chooseSource(job: RepairJob, free: (nodeId: string) => boolean): RepairSource | "busy" | "none" {
+    const usable = this.opts.directory.findProviders(job.cid, this.opts.params.k).filter((p) => p.addresses.length > 0 && !job.avoidSources.includes(p.nodeId));
+    const holder = usable.find((p) => free(p.nodeId));
+    if (holder) return { kind: "peer", nodeId: holder.nodeId, addresses: holder.addresses };
+    if (usable.length > 0) return "busy";
+    return job.avoidSources.includes(R2_SOURCE) ? "none" : { kind: "r2" };
+  }
+
+  /** The best placement (Directory.place) that holds no copy, is not another job's target for the chunk, has not failed this job, and has a free slot. */
+  private chooseTarget(job: RepairJob, free: (nodeId: string) => boolean): string | null {
+    const { directory, params } = this.opts;
+    const siblings = this.jobs.ofCid(job.cid).flatMap((j) => (j.jobId !== job.jobId && j.state === "running" && j.target ? [j.target] : []));
+    const exclude = [...new Set([...directory.replicaStore.holders(job.cid), ...siblings, ...job.avoidTargets])];
+    const placed = directory.place(params.k, exclude, job.sizeBytes ?? undefined);
+    return placed.find((p) => free(p.nodeId))?.nodeId ?? null;
+  }
+}
