@@ -10,12 +10,16 @@
  * - Placement: alive storage peers, not excluded, with room for the chunk
  *   when both sizes are known, at most one per host and none on the host of
  *   an excluded peer (replicas of one chunk never share a failure domain;
- *   the excluded peers are the asker and the current holders), most free
- *   space first, then least loaded.
- *
- * This greedy ranking is the placeholder for the auction of DESIGN
- * "Scheduling"; callers depend only on these two signatures.
+ *   the excluded peers are the asker and the current holders). Who gets
+ *   which replica is an auction (auction.ts, DESIGN "Scheduling"): each
+ *   replica is an item, each peer a bidder worth more the more free space
+ *   it reports (relative to the roomiest) and the less loaded it is, so a
+ *   single placement is "most free space, then least loaded", and a batch
+ *   (`placeBatch`: many chunks at once, e.g. repair) also spreads the
+ *   replicas in proportion to free space instead of piling every one onto
+ *   the same few roomiest peers until their next status report.
  */
+import { auction, type AuctionBidder, type AuctionItem, type Benefit } from "./auction.js";
 import type { Load, PeerState } from "./messages.js";
 import { storesChunks, type Role } from "./roles.js";
 
@@ -68,23 +72,83 @@ export interface PlacementRequest {
 
 /** Up to `count` peers for new replicas, best first, on distinct hosts. */
 export function choosePlacement<T extends RankedPeer>(candidates: readonly T[], request: PlacementRequest): T[] {
-  const excluded = new Set(request.exclude ?? []);
-  const usedHosts = new Set(candidates.filter((p) => excluded.has(p.nodeId)).map((p) => p.hostId));
-  const eligible = candidates
-    .filter(
-      (p) =>
-        p.state === "alive" &&
-        storesChunks(p.roles) &&
-        !excluded.has(p.nodeId) &&
-        (request.sizeBytes === undefined || p.freeBytes === null || p.freeBytes >= request.sizeBytes),
-    )
-    .sort((a, b) => byFreeSpaceDesc(a, b) || byLoadAsc(a, b) || byNodeId(a, b));
-  const chosen: T[] = [];
-  for (const p of eligible) {
-    if (chosen.length >= request.count) break;
-    if (usedHosts.has(p.hostId)) continue;
-    usedHosts.add(p.hostId);
-    chosen.push(p);
+  return placeBatch(candidates, [{ id: "", ...request }]).get("")!;
+}
+
+/** One chunk's replicas to place in a batch. */
+export interface PlacementJob extends PlacementRequest {
+  /** Unique in the batch (e.g. the CID). */
+  id: string;
+}
+
+/**
+ * Targets for many chunks at once: job id → up to `count` peers, best first,
+ * on distinct hosts and avoiding each job's excluded peers and their hosts.
+ * A peer takes at most its fair share of the batch (replicas × its share of
+ * the free space, rounded up) and, when sizes are known, only what fits; so
+ * the batch fills peers in proportion to their room. Jobs that cannot get
+ * every replica get what is feasible (possibly none).
+ */
+export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs: readonly PlacementJob[]): Map<string, T[]> {
+  const eligible = candidates.filter((p) => p.state === "alive" && storesChunks(p.roles));
+  const byId = new Map(eligible.map((p) => [p.nodeId, p]));
+  const hostOf = new Map(candidates.map((p) => [p.nodeId, p.hostId]));
+  const maxFree = Math.max(1, ...eligible.map((p) => p.freeBytes ?? 0));
+  const totalFree = eligible.reduce((sum, p) => sum + Math.max(0, p.freeBytes ?? 0), 0);
+  const replicas = jobs.reduce((sum, j) => sum + Math.max(0, j.count), 0);
+  const typicalSize = jobs.find((j) => j.sizeBytes !== undefined)?.sizeBytes;
+
+  const bidders: AuctionBidder[] = eligible.map((p) => {
+    const share = totalFree > 0 ? Math.max(0, p.freeBytes ?? 0) / totalFree : 1 / eligible.length;
+    let capacity = Math.max(1, Math.ceil(replicas * share));
+    if (typicalSize !== undefined && typicalSize > 0 && p.freeBytes !== null) capacity = Math.min(capacity, Math.floor(p.freeBytes / typicalSize));
+    return { id: p.nodeId, capacity, host: p.hostId };
+  });
+  const value = new Map(eligible.map((p) => [p.nodeId, placementValue(p, maxFree)]));
+
+  const items: AuctionItem[] = [];
+  const benefits = new Map<string, Benefit[]>();
+  for (const job of jobs) {
+    const excluded = new Set(job.exclude ?? []);
+    const excludedHosts = new Set([...excluded].map((id) => hostOf.get(id)).filter((h): h is string => h !== undefined));
+    const allowed: Benefit[] = [];
+    for (const p of eligible) {
+      if (excluded.has(p.nodeId) || excludedHosts.has(p.hostId)) continue;
+      if (job.sizeBytes !== undefined && p.freeBytes !== null && p.freeBytes < job.sizeBytes) continue;
+      allowed.push({ bidder: p.nodeId, value: value.get(p.nodeId)! });
+    }
+    for (let r = 0; r < job.count; r++) {
+      const item = `${job.id}\u0000${r}`;
+      items.push({ id: item, group: job.id });
+      benefits.set(item, allowed);
+    }
   }
-  return chosen;
+  const { assignment } = auction({ items, bidders, benefits });
+  const out = new Map<string, T[]>(jobs.map((j) => [j.id, []]));
+  for (const job of jobs) {
+    const chosen: T[] = [];
+    for (let r = 0; r < job.count; r++) {
+      const peer = assignment.get(`${job.id}\u0000${r}`);
+      if (peer !== undefined) chosen.push(byId.get(peer)!);
+    }
+    chosen.sort((a, b) => value.get(b.nodeId)! - value.get(a.nodeId)! || byNodeId(a, b));
+    out.set(job.id, chosen);
+  }
+  return out;
+}
+
+/**
+ * What giving a replica to this peer is worth (always > 0, as the auction
+ * wants gains): free space relative to the roomiest peer dominates (a
+ * replica belongs where there is room), then idleness (fewer queued and
+ * active transfers, then CPU), so that among equally roomy peers the least
+ * busy one serves the new copy. A peer that never reported counts as full
+ * and busy, but is still usable.
+ */
+function placementValue(p: RankedPeer, maxFree: number): number {
+  const room = Math.max(0, p.freeBytes ?? 0) / maxFree;
+  const work = loadScore(p.load);
+  const idle = Number.isFinite(work) ? 1 / (1 + work) : 0;
+  const cpu = p.load ? 1 - Math.min(1, Math.max(0, p.load.cpu)) : 0;
+  return 1 + 100 * room + 10 * idle + cpu;
 }

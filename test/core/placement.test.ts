@@ -1,7 +1,7 @@
 /** Provider ranking and replica placement rules (src/core/placement.ts). */
 import { describe, expect, it } from "vitest";
 import type { Load, PeerState } from "../../src/core/messages.js";
-import { choosePlacement, loadScore, rankProviders, type RankedPeer } from "../../src/core/placement.js";
+import { choosePlacement, loadScore, placeBatch, rankProviders, type PlacementJob, type RankedPeer } from "../../src/core/placement.js";
 import type { Role } from "../../src/core/roles.js";
 
 const load = (queueLength: number, activeTransfers = 0, cpu = 0.5): Load => ({ queueLength, activeTransfers, cpu });
@@ -51,5 +51,51 @@ describe("choosePlacement", () => {
   it("avoids excluded peers and their hosts", () => {
     expect(choosePlacement(peers, { count: 10, exclude: ["b", "c"] }).map((p) => p.nodeId)).toEqual(["h", "d", "e"]);
     expect(choosePlacement(peers, { count: 10, exclude: ["unknown"] })).toHaveLength(5);
+  });
+});
+
+describe("placeBatch (the auction over many chunks)", () => {
+  /** 30 peers on 20 hosts (some hosts run two), free space spread 10×. */
+  const peers = Array.from({ length: 30 }, (_, i) => peer(`p${String(i).padStart(2, "0")}`, { hostId: `h${i % 20}`, freeBytes: 1000 * (1 + (i % 10)) }));
+  const totalFree = peers.reduce((sum, p) => sum + p.freeBytes!, 0);
+
+  it("places every replica on distinct hosts, avoiding each job's excluded peers and their hosts", () => {
+    const jobs: PlacementJob[] = Array.from({ length: 300 }, (_, i) => ({ id: `c${i}`, count: 3, exclude: i % 2 ? [peers[i % 30].nodeId] : [] }));
+    const placed = placeBatch(peers, jobs);
+    for (const job of jobs) {
+      const chosen = placed.get(job.id)!;
+      expect(chosen).toHaveLength(3);
+      expect(new Set(chosen.map((p) => p.hostId)).size).toBe(3);
+      for (const id of job.exclude ?? []) {
+        const excludedHost = peers.find((p) => p.nodeId === id)!.hostId;
+        expect(chosen.some((p) => p.nodeId === id || p.hostId === excludedHost)).toBe(false);
+      }
+    }
+  });
+
+  it("fills peers in proportion to their free space (max/mean of fill close to 1), unlike the roomiest-first greedy rule", () => {
+    const jobs: PlacementJob[] = Array.from({ length: 1000 }, (_, i) => ({ id: `c${i}`, count: 3 }));
+    const counts = new Map<string, number>();
+    for (const chosen of placeBatch(peers, jobs).values()) for (const p of chosen) counts.set(p.nodeId, (counts.get(p.nodeId) ?? 0) + 1);
+    // Fill = replicas received / free space; ideal is the same for everyone.
+    const fills = peers.map((p) => (counts.get(p.nodeId) ?? 0) / p.freeBytes!);
+    const mean = 3000 / totalFree;
+    const maxOverMean = Math.max(...fills) / mean;
+    console.log(`[placeBatch] 1000 chunks × 3 on 30 peers: max/mean fill ${maxOverMean.toFixed(3)}`);
+    expect(maxOverMean).toBeLessThan(1.2);
+    // Repeating the single-chunk rule 1000 times (nothing reported in between) sends every replica to the same three peers.
+    const greedy = new Set(Array.from({ length: 1000 }, () => choosePlacement(peers, { count: 3 }).map((p) => p.nodeId).join()));
+    expect(greedy.size).toBe(1);
+  });
+
+  it("never gives a peer more than fits when the size is known, and places what is feasible when hosts run out", () => {
+    const small = [peer("a", { hostId: "x", freeBytes: 250 }), peer("b", { hostId: "y", freeBytes: 1000 }), peer("c", { hostId: "z", freeBytes: 1000 })];
+    const placed = placeBatch(small, Array.from({ length: 10 }, (_, i) => ({ id: `c${i}`, count: 2, sizeBytes: 100 })));
+    const onA = [...placed.values()].flat().filter((p) => p.nodeId === "a").length;
+    expect(onA).toBeLessThanOrEqual(2);
+    expect([...placed.values()].every((chosen) => chosen.length === 2)).toBe(true);
+    // Four replicas asked on three hosts: three placed, on distinct hosts.
+    expect(placeBatch(small, [{ id: "x", count: 4 }]).get("x")!.map((p) => p.hostId).sort()).toEqual(["x", "y", "z"]);
+    expect(placeBatch([], [{ id: "x", count: 2 }]).get("x")).toEqual([]);
   });
 });
