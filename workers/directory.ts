@@ -103,6 +103,13 @@ directory.get("/regions/:region/nodes", async (c) => {
   return c.json({ region, target, nodes });
 });
 
+// The region's summary (peers, replicas, under-replicated chunks, repair jobs): what `peercloud status` shows of the network.
+directory.get("/regions/:region/summary", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  await authenticatePeer(c, { replayGuard: false });
+  return c.json(await regionStub(c.env, region).summary());
+});
+
 directory.get("/regions/:region/providers/:cid", async (c) => {
   const region = requireRegion(c.env, c.req.param("region"));
   const { cid } = parseCid(c.req.param("cid"));

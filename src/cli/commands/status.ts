@@ -1,21 +1,26 @@
 /**
  * `peercloud status`: who this peer is, its certificate, whether its daemon
- * runs (and how its directory connection and transfers are doing), and its
- * store. Works without a daemon (then it reads the home in-process).
+ * runs (and how its directory connection and transfers are doing), its
+ * store, and its region's summary with the repair figures
+ * (status-region.ts). Works without a daemon (then it reads the home
+ * in-process) and without the edge (then the region part says why not).
  */
 import type { Command } from "commander";
 import { formatBytes } from "../../peer/progress.js";
 import type { StatusReport } from "../../peer/operations.js";
 import { contextOf, printResult, withOperations } from "../context.js";
+import { fetchRegionStatus, formatRegionStatus } from "./status-region.js";
 
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("show this peer's identity, daemon, directory connection and store")
+    .description("show this peer's identity, daemon, directory connection, store, and its region's replication and repair")
     .action(async (_flags: unknown, command: Command) => {
       const ctx = contextOf(command);
       const report = await withOperations(ctx, (ops) => ops.status());
-      printResult(ctx, report, formatStatus(report));
+      // After the local report (which needs no network): the region's view, bounded by a short timeout.
+      const region = await fetchRegionStatus(ctx.home);
+      printResult(ctx, { ...report, ...region }, [...formatStatus(report), ...formatRegionStatus(region)]);
     });
 }
 
