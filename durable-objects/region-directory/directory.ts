@@ -16,7 +16,7 @@ import { KBucketTree } from "../../src/core/k-bucket-tree.js";
 import { deadAfterMs, latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange, suspectAfterMs } from "../../src/core/liveness.js";
 import { batchProviderCount, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
 import type { NetworkParams } from "../../src/core/params.js";
-import { choosePlacement, rankProviders } from "../../src/core/placement.js";
+import { choosePlacement, placeBatch, rankProviders, type PlacementJob } from "../../src/core/placement.js";
 import { storesChunks } from "../../src/core/roles.js";
 import type { RegisterPeerInput } from "../region-directory-contract.js";
 import { PeerStore, type PeerRecord, type StatusUpdate } from "./peer-store.js";
@@ -211,6 +211,12 @@ export class Directory {
 
   place(count: number, exclude: readonly string[] = [], sizeBytes?: number): PeerInfo[] {
     return choosePlacement([...this.live.values()], { count, exclude, sizeBytes }).map((p) => this.info(p));
+  }
+
+  /** Targets for many chunks at once (the placement auction, placeBatch): job id → node IDs, best first. */
+  placeMany(jobs: readonly PlacementJob[], capacityOf?: (nodeId: string) => number): Map<string, string[]> {
+    const placed = placeBatch([...this.live.values()], jobs, capacityOf ? { capacityOf: (p) => capacityOf(p.nodeId) } : {});
+    return new Map([...placed].map(([id, peers]) => [id, peers.map((p) => p.nodeId)]));
   }
 
   /**

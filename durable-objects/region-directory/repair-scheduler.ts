@@ -14,11 +14,12 @@
  *     run at once (`repairJobsPerPeer` each), so the table never balloons;
  *  4. dispatch: each queued job gets a source — a live holder, alive before
  *     suspect and least loaded first (rankProviders), else R2 when no live
- *     holder is left (or every one failed it) — and a target from
- *     Directory.place (which will become the auction) excluding every
- *     holder, the targets of the chunk's other jobs and the peers that
- *     failed this job; neither may already run `repairJobsPerPeer` repair
- *     transfers. The job is sent on the target's WebSocket as `repair`.
+ *     holder is left (or every one failed it) — and then all their targets
+ *     at once from the placement auction (Directory.placeMany, placement.ts)
+ *     excluding every holder, the targets of the chunk's other jobs and the
+ *     peers that failed this job; neither may already run
+ *     `repairJobsPerPeer` repair transfers. The job is sent on the target's
+ *     WebSocket as `repair`.
  *
  * Confirmation is by announcement (Directory.announce → RepairJobs.confirm),
  * with the target's `repair_result` as the other way in: a job is done when
@@ -119,12 +120,21 @@ export class RepairScheduler {
     }
   }
 
-  /** Dispatches what it can; returns whether queued jobs are left waiting for a free peer. */
+  /**
+   * Dispatches what it can; returns whether queued jobs are left waiting for
+   * a free peer. Sources first (each job's least loaded live holder with a
+   * free slot), then every job's target in one placement auction
+   * (Directory.placeMany): a peer takes at most its free repair slots, the
+   * jobs of one chunk land on distinct hosts that hold no copy, and the
+   * batch spreads over the roomiest, idlest peers instead of each job
+   * taking the single best one in turn.
+   */
   private dispatch(nowMs: number): boolean {
-    const { params } = this.opts;
+    const { params, directory } = this.opts;
     const running = this.jobs.runningPerPeer();
     const free = (nodeId: string) => (running.get(nodeId) ?? 0) < params.repairJobsPerPeer;
     let waiting = false;
+    const ready: { job: RepairJob; source: RepairSource }[] = [];
     for (const job of this.jobs.list("queued", REPAIR_BATCH)) {
       if (job.notBeforeMs > nowMs) continue;
       const source = this.chooseSource(job, free);
@@ -133,8 +143,29 @@ export class RepairScheduler {
         this.jobs.park(job.jobId, "no_source: no live holder, and R2 failed too", nowMs + params.repairRetryBackoffMs);
         continue;
       }
-      const target = source === "busy" ? null : this.chooseTarget(job, free);
-      if (source === "busy" || !target) {
+      if (source === "busy") {
+        waiting = true;
+        continue;
+      }
+      // The source's slot is taken now, so that the targets' auction sees what is left.
+      if (source.kind === "peer") running.set(source.nodeId, (running.get(source.nodeId) ?? 0) + 1);
+      ready.push({ job, source });
+    }
+
+    // Every job's target in one auction: the jobs of one chunk form a group (distinct hosts), each excluding
+    // the chunk's holders, the targets of its running jobs, its own failed targets and its source.
+    const placementJobs = ready.map(({ job, source }) => {
+      const siblings = this.jobs.ofCid(job.cid).flatMap((j) => (j.state === "running" && j.target ? [j.target] : []));
+      const exclude = new Set([...directory.replicaStore.holders(job.cid), ...siblings, ...job.avoidTargets]);
+      if (source.kind === "peer") exclude.add(source.nodeId);
+      return { id: job.jobId, group: job.cid, count: 1, exclude: [...exclude], sizeBytes: job.sizeBytes ?? undefined };
+    });
+    const targets = directory.placeMany(placementJobs, (nodeId) => params.repairJobsPerPeer - (running.get(nodeId) ?? 0));
+
+    for (const { job, source } of ready) {
+      const target = targets.get(job.jobId)?.[0];
+      if (!target) {
+        if (source.kind === "peer") running.set(source.nodeId, running.get(source.nodeId)! - 1);
         waiting = true;
         continue;
       }
@@ -144,10 +175,10 @@ export class RepairScheduler {
       if (!sent) {
         const started = this.jobs.get(job.jobId)!;
         this.jobs.fail(started, { target: true, source: false }, "target_not_connected", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
+        if (source.kind === "peer") running.set(source.nodeId, running.get(source.nodeId)! - 1);
         continue;
       }
       running.set(target, (running.get(target) ?? 0) + 1);
-      if (source.kind === "peer") running.set(source.nodeId, (running.get(source.nodeId) ?? 0) + 1);
     }
     return waiting;
   }
@@ -159,14 +190,5 @@ export class RepairScheduler {
     if (holder) return { kind: "peer", nodeId: holder.nodeId, addresses: holder.addresses };
     if (usable.length > 0) return "busy";
     return job.avoidSources.includes(R2_SOURCE) ? "none" : { kind: "r2" };
-  }
-
-  /** The best placement (Directory.place) that holds no copy, is not another job's target for the chunk, has not failed this job, and has a free slot. */
-  private chooseTarget(job: RepairJob, free: (nodeId: string) => boolean): string | null {
-    const { directory, params } = this.opts;
-    const siblings = this.jobs.ofCid(job.cid).flatMap((j) => (j.jobId !== job.jobId && j.state === "running" && j.target ? [j.target] : []));
-    const exclude = [...new Set([...directory.replicaStore.holders(job.cid), ...siblings, ...job.avoidTargets])];
-    const placed = directory.place(params.k, exclude, job.sizeBytes ?? undefined);
-    return placed.find((p) => free(p.nodeId))?.nodeId ?? null;
   }
 }

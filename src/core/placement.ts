@@ -79,6 +79,8 @@ export function choosePlacement<T extends RankedPeer>(candidates: readonly T[], 
 export interface PlacementJob extends PlacementRequest {
   /** Unique in the batch (e.g. the CID). */
   id: string;
+  /** Jobs of one group (default: the job alone) are placed on distinct hosts too: e.g. several repair jobs of one chunk, each with its own exclusions. */
+  group?: string;
 }
 
 /**
@@ -87,9 +89,10 @@ export interface PlacementJob extends PlacementRequest {
  * A peer takes at most its fair share of the batch (replicas × its share of
  * the free space, rounded up) and, when sizes are known, only what fits; so
  * the batch fills peers in proportion to their room. Jobs that cannot get
- * every replica get what is feasible (possibly none).
+ * every replica get what is feasible (possibly none). `capacityOf` caps a
+ * peer further (e.g. its free repair slots).
  */
-export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs: readonly PlacementJob[]): Map<string, T[]> {
+export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs: readonly PlacementJob[], options: { capacityOf?: (peer: T) => number } = {}): Map<string, T[]> {
   const eligible = candidates.filter((p) => p.state === "alive" && storesChunks(p.roles));
   const byId = new Map(eligible.map((p) => [p.nodeId, p]));
   const hostOf = new Map(candidates.map((p) => [p.nodeId, p.hostId]));
@@ -102,6 +105,7 @@ export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs:
     const share = totalFree > 0 ? Math.max(0, p.freeBytes ?? 0) / totalFree : 1 / eligible.length;
     let capacity = Math.max(1, Math.ceil(replicas * share));
     if (typicalSize !== undefined && typicalSize > 0 && p.freeBytes !== null) capacity = Math.min(capacity, Math.floor(p.freeBytes / typicalSize));
+    if (options.capacityOf) capacity = Math.min(capacity, Math.max(0, Math.floor(options.capacityOf(p))));
     return { id: p.nodeId, capacity, host: p.hostId };
   });
   const value = new Map(eligible.map((p) => [p.nodeId, placementValue(p, maxFree)]));
@@ -119,7 +123,7 @@ export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs:
     }
     for (let r = 0; r < job.count; r++) {
       const item = `${job.id}\u0000${r}`;
-      items.push({ id: item, group: job.id });
+      items.push({ id: item, group: job.group ?? job.id });
       benefits.set(item, allowed);
     }
   }
