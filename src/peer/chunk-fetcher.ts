@@ -109,12 +109,6 @@ export class ChunkUnavailableError extends PeercloudError {
 
 const CANCELLED = Symbol("cancelled");
 
-/** A seed every downloader of the same piece list derives alike: the first 32 bits of the first piece's digest. */
-function sharedOrderSeed(pieces: readonly FetchPiece[]): number {
-  const digest = parseCid(pieces[0].cid).digest;
-  return ((digest[0] << 24) | (digest[1] << 16) | (digest[2] << 8) | digest[3]) >>> 0;
-}
-
 interface PieceLog {
   providersSeen: number;
   lastError?: string;
@@ -155,12 +149,7 @@ export class ChunkFetcher {
     const swarming = options.swarm !== undefined && deps.swarmBoard !== undefined && deps.providers !== undefined && pieces.length > 1;
     this.scheduler = new ChunkScheduler(pieces.length, {
       ...(swarming
-        ? {
-            lookaheadPieces: Math.min(pieces.length, SWARM_LOOKAHEAD),
-            lookupConcurrency: SWARM_LOOKUP_CONCURRENCY,
-            tieBreakSeed: (Math.random() * 2 ** 32) >>> 0,
-            tieBreakOrderSeed: sharedOrderSeed(pieces),
-          }
+        ? { lookaheadPieces: Math.min(pieces.length, SWARM_LOOKAHEAD), lookupConcurrency: SWARM_LOOKUP_CONCURRENCY, tieBreakSeed: (Math.random() * 2 ** 32) >>> 0 }
         : {}),
       ...options,
       hasCold: deps.cold !== undefined,

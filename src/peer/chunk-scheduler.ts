@@ -54,10 +54,8 @@
  *   finished downloaders, every source without a view — then send only
  *   what no leecher can, so the publisher's uplink carries each piece
  *   about once. Endgame duplicates, too, go only to leechers while there are any.
- *   Ties in rarest first are broken by an order common to the file's
- *   downloaders, each entering it at its own random point
- *   (`tieBreakOrderSeed`, `tieBreakSeed`), so concurrent downloaders work
- *   on different pieces all along.
+ *   Ties in rarest first are broken by a per-download random order
+ *   (`tieBreakSeed`), so concurrent downloaders start on different pieces.
  * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
  *   a request in flight, idle slots are used to ask a second source for the
  *   pieces in flight (lowest first); the first valid answer wins and the
@@ -108,15 +106,6 @@ export interface SchedulerOptions {
   banAfterConsecutiveFailures?: number;
   /** Seed of the random order that breaks ties in rarest first; absent = lowest index first. */
   tieBreakSeed?: number;
-  /**
-   * A seed every downloader of the file shares (e.g. from its root CID).
-   * With it, the tie-break order is one permutation common to all of them,
-   * entered at a point chosen by `tieBreakSeed`: concurrent downloaders
-   * then walk disjoint arcs of the same order and rarely ask the publisher
-   * for the same piece at once (independent orders collide more and more
-   * as the unsent pieces run out).
-   */
-  tieBreakOrderSeed?: number;
 }
 
 export interface Assignment {
@@ -146,7 +135,7 @@ interface Piece {
 
 export class ChunkScheduler {
   readonly pieceCount: number;
-  private readonly o: Required<Omit<SchedulerOptions, "tieBreakSeed" | "tieBreakOrderSeed">>;
+  private readonly o: Required<Omit<SchedulerOptions, "tieBreakSeed">>;
   private readonly pieces: Piece[];
   private readonly sources: SourceScores;
   /** Pieces with known providers, not received, and no request in flight. */
@@ -204,7 +193,7 @@ export class ChunkScheduler {
     this.pieceCount = pieceCount;
     this.pieces = Array.from({ length: pieceCount }, () => ({ state: "new" as PieceState, candidates: [], lookups: 0, attempts: new Map(), requests: new Set() }));
     this.pendingElsewhere = new Uint16Array(pieceCount);
-    this.tieRank = options.tieBreakSeed === undefined ? null : tieRanks(pieceCount, options.tieBreakSeed, options.tieBreakOrderSeed);
+    this.tieRank = options.tieBreakSeed === undefined ? null : shuffledRanks(pieceCount, options.tieBreakSeed);
     this.sourceTieRandom = options.tieBreakSeed === undefined ? null : mulberry32(options.tieBreakSeed ^ 0x5bd1e995);
     if (this.o.hasCold) this.addSource(COLD_SOURCE_ID, "r2");
   }
@@ -566,15 +555,6 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Tie-break ranks: a permutation of its own, or the shared one (`orderSeed`) rotated to start at a point drawn from `seed`. */
-function tieRanks(n: number, seed: number, orderSeed: number | undefined): Uint32Array {
-  if (orderSeed === undefined) return shuffledRanks(n, seed);
-  const shared = shuffledRanks(n, orderSeed);
-  const offset = Math.floor(mulberry32(seed)() * n);
-  for (let i = 0; i < n; i++) shared[i] = (shared[i] + n - offset) % n;
-  return shared;
 }
 
 /** A permutation's ranks from a 32-bit seed (mulberry32 + Fisher–Yates): the same seed, the same order. */

@@ -242,29 +242,6 @@ describe("ChunkScheduler in a swarm", () => {
     expect(a.filter((piece) => b.includes(piece)).length).toBeLessThan(4);
   });
 
-  it("with a shared order, downloaders entering it at different points take disjoint pieces for much longer than with orders of their own", () => {
-    // Eight downloaders each take pieces one by one (nobody's progress visible): how many picks before the first collision?
-    const picksBeforeCollision = (shared: boolean) => {
-      const orders = Array.from({ length: 8 }, (_, d) => {
-        const s = ready(256, () => ["origin"], { windowChunks: 256, perSourceInFlight: 256, endgame: false, tieBreakSeed: 1000 + d, ...(shared ? { tieBreakOrderSeed: 42 } : {}) });
-        return s.nextRequests().map((a) => a.piece);
-      });
-      const taken = new Set<number>();
-      for (let round = 0; round < 256; round++) {
-        for (const order of orders) {
-          if (taken.has(order[round])) return round * 8;
-          taken.add(order[round]);
-        }
-      }
-      return 256 * 8;
-    };
-    const independent = picksBeforeCollision(false);
-    const shared = picksBeforeCollision(true);
-    // Independent random orders collide after about √(π·256/2) ≈ 20 picks (the birthday bound); arcs of one order much later.
-    expect(independent).toBeLessThan(64);
-    expect(shared).toBeGreaterThan(2 * independent);
-  });
-
   it("defers a piece another downloader is fetching from its only holder, and starts it once that downloader holds it", () => {
     const s = ready(3, () => ["origin"], { windowChunks: 8, perSourceInFlight: 8, endgame: false });
     s.addSource("peer-b", "peer");
