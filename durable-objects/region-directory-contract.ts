@@ -3,7 +3,7 @@
  * calls it. The Worker authenticates every caller before it calls these; the
  * object trusts its inputs' authenticity but still validates their shape.
  */
-import type { Capacity, PeerInfo, ProviderInfo } from "../src/core/messages.js";
+import type { Capacity, DrainProgress, PeerInfo, ProviderInfo } from "../src/core/messages.js";
 import type { Role } from "../src/core/roles.js";
 
 export interface RegisterPeerInput {
@@ -73,4 +73,8 @@ export interface RegionDirectoryRpc {
   /** Adds R2 bytes served to this region's egress counter. */
   addEgress(bytes: number): Promise<void>;
   summary(): Promise<RegionSummary>;
+  /** Starts or cancels a storage peer's drain (issue 6 item 4); returns its progress. */
+  drain(nodeId: string, draining: boolean): Promise<DrainProgress>;
+  /** A peer's drain progress. */
+  drainProgress(nodeId: string): Promise<DrainProgress>;
 }

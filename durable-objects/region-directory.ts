@@ -36,7 +36,7 @@ import { Router, error, type IRequest } from "itty-router";
 import * as v from "valibot";
 import { NotFoundError, PeercloudError, ValidationError } from "../src/core/errors.js";
 import { suspectAfterMs } from "../src/core/liveness.js";
-import { CLOSE_LEAVING, CLOSE_REPLACED, MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
+import { CLOSE_LEAVING, CLOSE_REPLACED, MAX_MESSAGE_CHARS, PING, PONG, peerToDirectory, type DrainProgress, type PeerInfo, type PeerState, type ProviderInfo } from "../src/core/messages.js";
 import type { NetworkParams } from "../src/core/params.js";
 import { paramsFromEnv } from "../src/core/params-env.js";
 import { parseJsonText, parseWith } from "../src/core/validate.js";
@@ -53,6 +53,7 @@ import * as input from "./region-directory/rpc-input.js";
 import { migrate, readMeta, writeMeta } from "./region-directory/schema.js";
 import { forwardSignal } from "./region-directory/signal-forwarder.js";
 import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
+import { Trimmer } from "./region-directory/trimmer.js";
 
 /** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
 export const MAX_INVALID_MESSAGES = 5;
@@ -71,6 +72,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   readonly params: NetworkParams;
   private directory!: Directory;
   private repair!: RepairScheduler;
+  private trimmer!: Trimmer;
   private region: string | null = null;
   /** The alarm time (real clock) as last set: cached, since reading it back would cost a storage call per message. */
   private alarmAtMs: number | null = null;
@@ -95,6 +97,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
         region: () => this.region ?? "",
       });
       this.repair = new RepairScheduler({ directory: this.directory, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
+      this.trimmer = new Trimmer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       // The runtime keeps the alarm across restarts, and alarm() always re-arms for a running job's deadline or a
       // failed job's retry: a restarted object finds its jobs in SQL and its next repair pass already scheduled.
       this.alarmAtMs = await ctx.storage.getAlarm();
@@ -211,6 +214,8 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     const nextChangeMs = this.directory.sweep(socketSightings(this.ctx), now);
     // After the sweep, so that a peer it just found dead has its chunks queued and its jobs failed in this pass.
     const repairDueMs = this.repair.run(now);
+    // After repair: a chunk with a job is never trimmed, and what repair just confirmed may be surplus now.
+    const trimDueMs = this.trimmer.run(now).nextDueMs;
     let snapshotPendingMs: number | null = null;
     if (now >= this.lastSnapshotCheckMs + this.params.snapshotIntervalMs) {
       try {
@@ -226,7 +231,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     // Re-arm to the earliest expiry (liveness, snapshot, a repair job's deadline or backoff), never in a tight
     // loop. Changes after this (register, announce, pin, egress, a repair result) arm the alarm themselves; with
     // no live peer left and nothing pending, the object sleeps. Idempotent: a pass that finds nothing due changes nothing.
-    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity);
+    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity);
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
 
@@ -320,6 +325,23 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     return this.summaryAt(this.clock());
   }
 
+  async drain(nodeId: string, draining: boolean): Promise<DrainProgress> {
+    const valid = parseWith(input.drainInput, { nodeId, draining }, "drain");
+    const progress = withCodeInMessage(() => this.directory.setDraining(valid.nodeId, valid.draining));
+    this.armAlarm(this.clock() + REPAIR_WAKE_DELAY_MS);
+    return progress;
+  }
+
+  async drainProgress(nodeId: string): Promise<DrainProgress> {
+    const valid = parseWith(input.nodeIdInput, nodeId, "nodeId");
+    return withCodeInMessage(() => this.directory.drainProgress(valid));
+  }
+
+  /** One trim pass now (tests and operators; the alarm runs them on its own). Returns node ID → chunks asked to delete. */
+  async trimNow(): Promise<Record<string, string[]>> {
+    return Object.fromEntries(this.trimmer.run(this.clock(), true).sent);
+  }
+
   /** The repair queue, most missing replicas first (what the repair scheduler plans from; for tests and operators). */
   async underReplicated(limit = 100): Promise<QueuedChunk[]> {
     return this.directory.replicaStore.underReplicated(v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit));
@@ -330,5 +352,15 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     const n = v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit);
     const jobs = this.directory.repairJobs;
     return [...jobs.list("running", n), ...jobs.list("queued", n), ...jobs.list("failed", n)].slice(0, n);
+  }
+}
+
+/** RPC errors reach the Worker as plain Errors: the code goes into the message, where fromRemote() finds it. */
+function withCodeInMessage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof PeercloudError && !err.message.startsWith(`${err.code}:`)) throw new PeercloudError(err.code, `${err.code}: ${err.message}`, err.status);
+    throw err;
   }
 }

@@ -53,6 +53,8 @@ const providersBodySchema = v.strictObject({
   scope: v.optional(v.picklist(["region", "all"])),
 });
 const placeBodySchema = v.strictObject({ count: placeMessage.entries.count, exclude: placeMessage.entries.exclude, sizeBytes: placeMessage.entries.sizeBytes });
+const DRAIN_ERRORS = { peer_not_registered: 404, not_a_storage_peer: 403 };
+const drainBodySchema = v.strictObject({ draining: v.boolean() });
 const signalBodySchema = v.strictObject({ to: signalMessage.entries.to, region: signalMessage.entries.region, payload: signalMessage.entries.payload });
 
 export const directory = new Hono<AppEnv>();
@@ -201,6 +203,36 @@ directory.post("/regions/:region/place", async (c) => {
   const { body } = await signedJson(c, placeBodySchema, MAX_PLACE_BODY_BYTES, { replayGuard: false });
   const nodes = await regionStub(c.env, region).place(body.count, body.exclude ?? [], body.sizeBytes);
   return c.json({ region, nodes });
+});
+
+/**
+ * Drain (issue 6 item 4): the signing storage peer starts (`draining: true`)
+ * or cancels its drain in its own region, and reads its progress. The same
+ * as the socket's `drain` message, for the CLI, which runs beside the
+ * daemon rather than inside it.
+ */
+directory.post("/regions/:region/drain", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const { auth, body } = await signedJson(c, drainBodySchema, MAX_PLACE_BODY_BYTES, { replayGuard: true, role: "service" });
+  if (auth.certificate.region !== region) throw new ForbiddenError("wrong_region", `this peer belongs to region ${auth.certificate.region}, not ${region}`);
+  const progress = await regionStub(c.env, region)
+    .drain(auth.certificate.nodeId, body.draining)
+    .catch((err: unknown) => {
+      throw fromRemote(err, DRAIN_ERRORS);
+    });
+  return c.json(progress);
+});
+
+directory.get("/regions/:region/drain", async (c) => {
+  const region = requireRegion(c.env, c.req.param("region"));
+  const auth = await authenticatePeer(c, { replayGuard: false });
+  if (auth.certificate.region !== region) throw new ForbiddenError("wrong_region", `this peer belongs to region ${auth.certificate.region}, not ${region}`);
+  const progress = await regionStub(c.env, region)
+    .drainProgress(auth.certificate.nodeId)
+    .catch((err: unknown) => {
+      throw fromRemote(err, DRAIN_ERRORS);
+    });
+  return c.json(progress);
 });
 
 directory.post("/signal", async (c) => {

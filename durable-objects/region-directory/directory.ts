@@ -14,7 +14,8 @@
  */
 import { KBucketTree } from "../../src/core/k-bucket-tree.js";
 import { deadAfterMs, latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange, suspectAfterMs } from "../../src/core/liveness.js";
-import { batchProviderCount, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
+import { PeercloudError } from "../../src/core/errors.js";
+import { batchProviderCount, type DrainProgress, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
 import type { NetworkParams } from "../../src/core/params.js";
 import { choosePlacement, placeBatch, rankProviders, type PlacementJob } from "../../src/core/placement.js";
 import { storesChunks } from "../../src/core/roles.js";
@@ -70,7 +71,7 @@ export class Directory {
   register(input: RegisterPeerInput): PeerInfo[] {
     const now = this.opts.now();
     const previous = this.record(input.nodeId);
-    const counted = previous?.state === "alive" || previous?.state === "suspect";
+    const counted = (previous?.state === "alive" || previous?.state === "suspect") && !previous.draining;
     if (previous && !storesChunks(input.roles)) this.replicaStore.dropHolder(input.nodeId, counted, now);
     const rec: PeerRecord = {
       nodeId: input.nodeId,
@@ -85,9 +86,10 @@ export class Directory {
       lastSeenMs: Math.max(now, previous?.lastSeenMs ?? now),
       registeredMs: previous?.registeredMs ?? now,
       certExpiresMs: input.certificateExpiresAtMs,
+      draining: previous?.draining ?? false,
     };
     this.peerStore.upsertRegistration(rec);
-    if (previous?.state === "dead") this.replicaStore.shiftHolder(input.nodeId, +1, now);
+    if (previous?.state === "dead" && !rec.draining) this.replicaStore.shiftHolder(input.nodeId, +1, now);
     this.remember(rec);
 
     const closest = this.tree.closest(input.nodeId, this.opts.params.k, (p) => p.nodeId !== input.nodeId);
@@ -210,12 +212,75 @@ export class Directory {
   }
 
   place(count: number, exclude: readonly string[] = [], sizeBytes?: number): PeerInfo[] {
-    return choosePlacement([...this.live.values()], { count, exclude, sizeBytes }).map((p) => this.info(p));
+    return choosePlacement(this.placeable(), { count, exclude, sizeBytes }).map((p) => this.info(p));
+  }
+
+  /** Peers new replicas may go to: every peer that is not dead, less the draining ones (placement filters the rest). */
+  private placeable(): PeerRecord[] {
+    return [...this.live.values()].filter((p) => !p.draining);
+  }
+
+  /**
+   * Starts (`draining` true) or cancels a storage peer's drain. A draining
+   * peer's replicas stop counting toward their chunks' targets at once —
+   * the chunks it holds that others do not hold often enough enter the
+   * under-replicated queue, and the repair loop copies them elsewhere (this
+   * peer stays a source: it is still a provider) — and it is no target of
+   * placement or repair. Cancelling makes them count again (over-replicated
+   * chunks are then trimmed). Idempotent; returns the peer's progress.
+   */
+  setDraining(nodeId: string, draining: boolean): DrainProgress {
+    const rec = this.record(nodeId);
+    if (!rec) throw new PeercloudError("peer_not_registered", "this peer is not registered in this region; bootstrap again", 404);
+    if (!storesChunks(rec.roles)) throw new PeercloudError("not_a_storage_peer", "only peers with the service role store replicas, so only they drain", 403);
+    if ((rec.draining === true) !== draining) {
+      this.peerStore.setDraining(nodeId, draining);
+      if (rec.state !== "dead") this.replicaStore.shiftHolder(nodeId, draining ? -1 : +1, this.opts.now());
+      rec.draining = draining;
+    }
+    return this.drainProgress(nodeId);
+  }
+
+  /**
+   * How far a peer's drain is: its pinned chunks, and those of them with
+   * fewer counting replicas than their target — for a draining peer, the
+   * chunks that shutting it down would leave below target.
+   */
+  drainProgress(nodeId: string): DrainProgress {
+    const rec = this.record(nodeId);
+    if (!rec) throw new PeercloudError("peer_not_registered", "this peer is not registered in this region; bootstrap again", 404);
+    const row = this.opts.sql
+      .exec<{ held: number; held_bytes: number; remaining: number; remaining_bytes: number }>(
+        `SELECT count(*) AS held, coalesce(sum(p.size_bytes), 0) AS held_bytes,
+           coalesce(sum(p.live_count < p.target), 0) AS remaining,
+           coalesce(sum(CASE WHEN p.live_count < p.target THEN p.size_bytes ELSE 0 END), 0) AS remaining_bytes
+         FROM replicas r JOIN pins p ON p.cid = r.cid WHERE r.node_id = ?`,
+        nodeId,
+      )
+      .one();
+    const repairsRunning = this.opts.sql
+      .exec<{ n: number }>(`SELECT count(*) AS n FROM repair_jobs WHERE state = 'running' AND cid IN (SELECT cid FROM replicas WHERE node_id = ?)`, nodeId)
+      .one().n;
+    return {
+      nodeId,
+      draining: rec.draining === true,
+      heldChunks: row.held,
+      heldBytes: row.held_bytes,
+      remainingChunks: row.remaining,
+      remainingBytes: row.remaining_bytes,
+      repairsRunning,
+      done: rec.draining === true && row.remaining === 0,
+    };
+  }
+
+  /** Live records of the holders of `cid` (dead ones left out). */
+  liveHolders(cid: string): PeerRecord[] {
+    return this.replicaStore.holders(cid).flatMap((id) => this.live.get(id) ?? []);
   }
 
   /** Targets for many chunks at once (the placement auction, placeBatch): job id → node IDs, best first. */
   placeMany(jobs: readonly PlacementJob[], capacityOf?: (nodeId: string) => number): Map<string, string[]> {
-    const placed = placeBatch([...this.live.values()], jobs, capacityOf ? { capacityOf: (p) => capacityOf(p.nodeId) } : {});
+    const placed = placeBatch(this.placeable(), jobs, capacityOf ? { capacityOf: (p) => capacityOf(p.nodeId) } : {});
     return new Map([...placed].map(([id, peers]) => [id, peers.map((p) => p.nodeId)]));
   }
 
@@ -273,7 +338,8 @@ export class Directory {
     const from = rec.state;
     this.peerStore.setState(nodeId, to, seenMs);
     const delta = replicasCountChange(from, to);
-    if (delta !== 0) this.replicaStore.shiftHolder(nodeId, delta, now);
+    // A draining peer's replicas do not count whatever its liveness, so its deaths and returns change no count.
+    if (delta !== 0 && !rec.draining) this.replicaStore.shiftHolder(nodeId, delta, now);
     rec.state = to;
     rec.lastSeenMs = Math.max(rec.lastSeenMs, seenMs);
     if (to === "dead") {

@@ -24,6 +24,8 @@ export interface PeerRecord {
   lastSeenMs: number;
   registeredMs: number;
   certExpiresMs: number;
+  /** Leaving for good (`drain`): its replicas do not count, nothing new is placed on it. Absent: false. */
+  draining?: boolean;
 }
 
 type PeerRow = {
@@ -39,6 +41,7 @@ type PeerRow = {
   last_seen_ms: number;
   registered_ms: number;
   cert_expires_ms: number;
+  draining: number;
 };
 
 function fromRow(row: PeerRow): PeerRecord {
@@ -55,6 +58,7 @@ function fromRow(row: PeerRow): PeerRecord {
     lastSeenMs: row.last_seen_ms,
     registeredMs: row.registered_ms,
     certExpiresMs: row.cert_expires_ms,
+    draining: row.draining === 1,
   };
 }
 
@@ -79,7 +83,7 @@ export class PeerStore {
   }
 
   /** Inserts or refreshes a registration; the peer is alive. Keeps the first registration time and the last status report. */
-  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state">): void {
+  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state" | "draining">): void {
     this.sql.exec(
       `INSERT INTO peers (node_id, public_key, host_id, addresses, roles, capacity, load, free_bytes, state, last_seen_ms, registered_ms, cert_expires_ms)
        VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'alive', ?, ?, ?)
@@ -124,6 +128,10 @@ export class PeerStore {
       lastSeenMs,
       nodeId,
     );
+  }
+
+  setDraining(nodeId: string, draining: boolean): void {
+    this.sql.exec(`UPDATE peers SET draining = ? WHERE node_id = ?`, draining ? 1 : 0, nodeId);
   }
 
   /** A renewed certificate's expiry (never moved earlier: renewals may race). */

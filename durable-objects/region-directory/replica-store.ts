@@ -17,7 +17,8 @@
  * that point, so live counts never dip while a sync is under way.
  *
  * Invariants: `pins.live_count` = number of `replicas` rows of the CID whose
- * holder is not dead; `pins.target` = max(`pinners.target`) of the CID, and
+ * holder is not dead and not draining (a draining peer's copies still
+ * serve, but do not count: see Directory.setDraining); `pins.target` = max(`pinners.target`) of the CID, and
  * a `pins` row exists exactly when a `pinners` row does. Every method that changes holders or their liveness
  * keeps it, and re-syncs the queue for exactly the CIDs it touched.
  * Batches go through `json_each(?)` so that one statement handles a whole
@@ -95,7 +96,7 @@ export class ReplicaStore {
       )
       .toArray()
       .map((r) => r.cid);
-    this.shiftCids(inserted, +1, nowMs);
+    if (this.counts(nodeId)) this.shiftCids(inserted, +1, nowMs);
     return inserted.length;
   }
 
@@ -105,7 +106,7 @@ export class ReplicaStore {
       .exec<{ cid: string }>(`DELETE FROM replicas WHERE node_id = ? AND epoch IS NOT ? RETURNING cid`, nodeId, epoch)
       .toArray()
       .map((r) => r.cid);
-    this.shiftCids(deleted, -1, nowMs);
+    if (this.counts(nodeId)) this.shiftCids(deleted, -1, nowMs);
     return deleted.length;
   }
 
@@ -116,8 +117,13 @@ export class ReplicaStore {
       .exec<{ cid: string }>(`DELETE FROM replicas WHERE node_id = ? AND cid IN (SELECT value FROM json_each(?)) RETURNING cid`, nodeId, JSON.stringify(cids))
       .toArray()
       .map((r) => r.cid);
-    this.shiftCids(deleted, -1, nowMs);
+    if (this.counts(nodeId)) this.shiftCids(deleted, -1, nowMs);
     return deleted.length;
+  }
+
+  /** Whether a peer's replicas count toward live counts: it is known, not dead and not draining. */
+  counts(nodeId: string): boolean {
+    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM peers WHERE node_id = ? AND state != 'dead' AND draining = 0`, nodeId).one().n > 0;
   }
 
   /** A holder died (-1) or came back (+1): all its replicas stop or start counting. Rows are kept either way. */
@@ -184,7 +190,7 @@ export class ReplicaStore {
       this.sql.exec(
         `INSERT INTO pins (cid, target, size_bytes, live_count, pinned_by, pinned_ms)
          VALUES (?, (SELECT max(target) FROM pinners WHERE cid = ?), ?,
-           (SELECT count(*) FROM replicas r JOIN peers p ON p.node_id = r.node_id WHERE r.cid = ? AND p.state != 'dead'), ?, ?)
+           (SELECT count(*) FROM replicas r JOIN peers p ON p.node_id = r.node_id WHERE r.cid = ? AND p.state != 'dead' AND p.draining = 0), ?, ?)
          ON CONFLICT (cid) DO UPDATE SET target = excluded.target, size_bytes = coalesce(excluded.size_bytes, size_bytes),
            live_count = excluded.live_count, pinned_by = excluded.pinned_by`,
         cid,

@@ -43,3 +43,5 @@ export const pinInput = v.object({ ...v.omit(pinMessage, ["type", "id"]).entries
 export const placeInput = v.omit(placeMessage, ["type", "id"]);
 export const signalInput = v.object({ ...v.omit(signalMessage, ["type", "id", "region"]).entries, from: nodeIdSchema, fromRegion: regionSchema });
 export const egressInput = nonNegInt;
+
+export const drainInput = v.object({ nodeId: nodeIdSchema, draining: v.boolean() });

@@ -92,6 +92,10 @@ const MIGRATIONS: readonly string[][] = [
     `CREATE INDEX IF NOT EXISTS repair_jobs_by_target ON repair_jobs (target, cid)`,
     `CREATE INDEX IF NOT EXISTS repair_jobs_by_state ON repair_jobs (state, missing DESC, created_ms)`,
   ],
+  // 4: drain (issue 6 item 4). A draining peer's replicas do not count toward `pins.live_count`, it
+  // is never a placement or repair target, and its copies are trimmed once others hold enough. A
+  // column of `peers`, so it survives the object's restarts and the peer's reconnects.
+  [`ALTER TABLE peers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -103,7 +107,14 @@ export function migrate(sql: Sql): void {
   const applied = row ? Number(row.value) : 0;
   if (applied > SCHEMA_VERSION) throw new Error(`region directory storage has schema ${applied}, newer than this code's ${SCHEMA_VERSION}`);
   for (let step = applied; step < SCHEMA_VERSION; step++) {
-    for (const statement of MIGRATIONS[step]) sql.exec(statement);
+    for (const statement of MIGRATIONS[step]) {
+      try {
+        sql.exec(statement);
+      } catch (err) {
+        // Steps are safe to run again (every CREATE says IF NOT EXISTS); SQLite has no ADD COLUMN IF NOT EXISTS.
+        if (!(/^ALTER TABLE \w+ ADD COLUMN/.test(statement) && /duplicate column name/.test(String(err)))) throw err;
+      }
+    }
   }
   if (applied !== SCHEMA_VERSION) {
     sql.exec(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, String(SCHEMA_VERSION));

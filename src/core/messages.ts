@@ -188,6 +188,34 @@ export const repairFailedMessage = v.object({
   message: v.pipe(v.string(), v.maxLength(500)),
 });
 
+/**
+ * Drain (issue 6 item 4): `draining: true` tells the directory this storage
+ * peer is leaving for good. Its replicas stop counting toward their chunks'
+ * targets (so repair copies them elsewhere, with this peer as a source), it
+ * receives no new replicas, and its copies become trimmable once others
+ * hold enough. `draining: false` cancels. Persisted, so it survives the
+ * directory's restarts and the peer's reconnects. Answered by
+ * `drain_status`; `draining` omitted only asks for the progress.
+ */
+export const drainMessage = v.object({ type: v.literal("drain"), id: requestId, draining: v.optional(v.boolean()) });
+
+/** Where a peer's drain stands (`drain_status`, and the HTTP drain routes). */
+export const drainProgressSchema = v.object({
+  nodeId: nodeIdSchema,
+  draining: v.boolean(),
+  /** Pinned chunks this peer still holds, and their sealed bytes. */
+  heldChunks: nonNegInt,
+  heldBytes: nonNegInt,
+  /** Of those, the chunks with fewer live replicas on other (non-draining) peers than their target. */
+  remainingChunks: nonNegInt,
+  remainingBytes: nonNegInt,
+  /** Repair jobs copying this peer's chunks elsewhere right now (any source). */
+  repairsRunning: nonNegInt,
+  /** Draining and nothing left: shutting this peer down loses no replica below its target. */
+  done: v.boolean(),
+});
+export type DrainProgress = v.InferOutput<typeof drainProgressSchema>;
+
 // Two options share "find_providers" and two "repair_result": valibot tries each and keeps the one that parses.
 export const peerToDirectory = v.variant("type", [
   statusMessage,
@@ -200,6 +228,7 @@ export const peerToDirectory = v.variant("type", [
   placeMessage,
   repairDoneMessage,
   repairFailedMessage,
+  drainMessage,
 ]);
 export type PeerToDirectory = v.InferOutput<typeof peerToDirectory>;
 
@@ -239,6 +268,15 @@ export type DirectoryToPeer =
    * `repair_result` within `timeoutMs`.
    */
   | { type: "repair"; jobId: string; cid: string; sizeBytes: number | null; source: RepairSource; timeoutMs: number }
+  /** The answer to `drain`: this peer's drain progress. */
+  | { type: "drain_status"; id: string; progress: DrainProgress }
+  /**
+   * Trim (issue 6 item 5): these chunks have more live replicas than their
+   * target and this holder was picked as surplus. The peer deletes them from
+   * its store (the removal is announced like any other); it may ignore
+   * chunks it no longer has.
+   */
+  | { type: "trim"; cids: string[] }
   | { type: "error"; id?: string; code: string; message: string };
 
 /** Where a repair job copies from: a live holder (its node ID and transfer addresses) or the R2 cold store. */

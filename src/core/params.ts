@@ -42,6 +42,15 @@ export interface NetworkParams {
   repairMaxAttempts: number;
   /** How long a repair job that used up its attempts waits before it is tried again from scratch. */
   repairRetryBackoffMs: number;
+  /**
+   * How long a pinned chunk must have stayed over-replicated (more live
+   * holders than its target) before the directory trims the surplus: a
+   * fresh download's cached copy or a peer back from a short outage is not
+   * deleted at once.
+   */
+  trimGraceMs: number;
+  /** Most chunks one trim pass looks at and trims (the trim "rate limit"). */
+  trimChunksPerPass: number;
 }
 
 export const DEFAULT_PARAMS: NetworkParams = {
@@ -62,6 +71,8 @@ export const DEFAULT_PARAMS: NetworkParams = {
   repairJobTimeoutMs: 120_000,
   repairMaxAttempts: 3,
   repairRetryBackoffMs: 5 * 60_000,
+  trimGraceMs: 10 * 60_000,
+  trimChunksPerPass: 64,
 };
 
 /** Applies string overrides (from wrangler vars or a test environment) over the defaults, rejecting nonsense. */

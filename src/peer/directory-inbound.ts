@@ -7,7 +7,18 @@
  * message types and malformed ones are rejected.
  */
 import * as v from "valibot";
-import { MAX_ADDRESSES, MAX_PROVIDER_BATCH_CIDS, PONG, addressSchema, cidSchema, loadSchema, nodeIdSchema, repairJobIdSchema, type DirectoryToPeer } from "../core/messages.js";
+import {
+  MAX_ADDRESSES,
+  MAX_PROVIDER_BATCH_CIDS,
+  PONG,
+  addressSchema,
+  cidSchema,
+  drainProgressSchema,
+  loadSchema,
+  nodeIdSchema,
+  repairJobIdSchema,
+  type DirectoryToPeer,
+} from "../core/messages.js";
 
 /** Largest directory message a peer reads (a 100-provider answer is ~60 KB). */
 export const MAX_INBOUND_MESSAGE_BYTES = 1024 * 1024;
@@ -51,6 +62,9 @@ export const directoryToPeerSchema = v.variant("type", [
     ]),
     timeoutMs: positiveMs,
   }),
+  v.object({ type: v.literal("drain_status"), id, progress: drainProgressSchema }),
+  // Trims name chunks to delete: held to the strict CID syntax, and bounded like an announcement.
+  v.object({ type: v.literal("trim"), cids: v.pipe(v.array(cidSchema), v.minLength(1), v.maxLength(1000)) }),
   v.object({ type: v.literal("error"), id: v.optional(id), code: v.pipe(v.string(), v.maxLength(64)), message: v.pipe(v.string(), v.maxLength(2000)) }),
 ]);
 

@@ -1,6 +1,7 @@
 /** The dispatch table: one handler per peer → directory message type, checked exhaustive by the compiler. */
 import type { PeerToDirectory } from "../../../src/core/messages.js";
 import { handleAnnounce } from "./announce.js";
+import { handleDrain } from "./drain.js";
 import { handleFindNode } from "./find-node.js";
 import { handleFindProviders } from "./find-providers.js";
 import { handlePin } from "./pin.js";
@@ -19,6 +20,7 @@ const HANDLERS: { [T in PeerToDirectory["type"]]: Handler<T> } = {
   signal: handleSignal,
   place: handlePlace,
   repair_result: handleRepairResult,
+  drain: handleDrain,
 };
 
 export function dispatch(message: PeerToDirectory, ctx: HandlerContext): Reply | Promise<Reply> {
