@@ -14,7 +14,9 @@
  *    rewritten atomically, the clients read the certificate through getters);
  *  - a periodic scrub that re-hashes the store (its removals are announced);
  *  - for service peers, the repair worker (repair-worker.ts) that runs the
- *    directory's repair jobs, at most params.repairJobsPerPeer at once;
+ *    directory's repair jobs, at most params.repairJobsPerPeer at once, and
+ *    the directory's `trim` requests (surplus replicas are deleted, and the
+ *    store's removal events announce it);
  *  - the control socket (control-server.ts) running put/get/status/ls/unpin
  *    for the CLI, with put/get wired to the network through
  *    network-adapters.ts (the socket while open, HTTP otherwise).
@@ -217,6 +219,14 @@ export class PeerDaemon {
       });
       const repair = this.repair;
       conn.on("repair", (job) => repair.handle(job));
+      // Trim: the directory found these replicas surplus (others hold enough); deleting them announces the removal.
+      conn.on("trim", (cids) => {
+        void (async () => {
+          let deleted = 0;
+          for (const cid of cids) if (await store.delete(cid).catch(() => false)) deleted++;
+          this.emit({ event: "trimmed", message: `deleted ${deleted} surplus replica(s) the directory asked for`, cids: cids.length, deleted });
+        })();
+      });
     }
     conn.start();
 

@@ -88,6 +88,8 @@ export interface DirectoryConnectionEvents {
   signal: [signal: SignalEvent];
   /** A repair job from the directory for this peer (repair-worker.ts). */
   repair: [job: RepairJob];
+  /** The directory asks this peer to delete surplus replicas (trim, see durable-objects/region-directory/trimmer.ts). */
+  trim: [cids: string[]];
   /** The edge refused the upgrade (e.g. 401 certificate_expired, 404 peer_not_registered); a retry follows. */
   rejected: [rejection: { status: number; code: string; message: string }];
   disconnected: [info: { code: number; reason: string; retryInMs: number }];
@@ -319,6 +321,8 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
         return void this.emit("signal", { from: message.from, fromRegion: message.fromRegion, payload: message.payload });
       case "repair":
         return void this.emit("repair", message);
+      case "trim":
+        return void this.emit("trim", message.cids);
       case "error":
         if (message.id && this.settleAnnounce(message.id)) {
           return void this.emit("warning", { code: message.code, message: `announcement refused: ${message.message}` });

@@ -9,13 +9,22 @@
  * without. Flags override config.json for this run only.
  *
  * `peercloud peer stop` asks a running daemon to stop (SIGTERM) and waits.
+ *
+ * `peercloud peer drain [--stop] [--cancel]` moves this storage peer's
+ * replicas elsewhere before it leaves for good (src/peer/drain-client.ts):
+ * it tells the region directory through the edge, signed with the home's
+ * identity, shows progress (a bar on a TTY, JSON lines on stderr with
+ * --json), and ends — one result line, or one JSON object on stdout — once
+ * shutting the peer down loses nothing; `--stop` then stops the daemon. The
+ * daemon must run meanwhile: its copies are the repair sources. Ctrl-C ends
+ * the wait only (the peer stays draining); `--cancel` undoes a drain.
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { PeercloudError } from "../../core/errors.js";
 import type { DaemonEvent } from "../../peer/daemon.js";
 import { processAlive } from "../../peer/home.js";
 import { formatBytes } from "../../peer/progress.js";
-import { contextOf, printResult, type CliContext } from "../context.js";
+import { contextOf, printResult, warn, type CliContext } from "../context.js";
 import { parseSize } from "../size.js";
 
 interface StartFlags {
@@ -88,17 +97,87 @@ export function registerPeer(program: Command): void {
     .description("stop the daemon running in this home and wait until it has")
     .action(async (_flags: unknown, command: Command) => {
       const ctx = contextOf(command);
-      const pid = await ctx.home.runningPid();
-      if (pid === null) throw new PeercloudError("peer_not_running", `no peer daemon runs in ${ctx.home.dir}`, 409);
-      process.kill(pid, "SIGTERM");
-      // Waiting on another process has no event to await; poll its existence with a deadline.
-      const deadline = Date.now() + 30_000;
-      while (processAlive(pid)) {
-        if (Date.now() > deadline) throw new PeercloudError("peer_stop_timeout", `the daemon (pid ${pid}) did not stop within 30 s`, 500);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const pid = await stopDaemon(ctx);
       printResult(ctx, { stopped: pid }, `stopped the daemon (pid ${pid})`);
     });
+
+  peer
+    .command("drain")
+    .description("move this peer's replicas to other peers before it leaves for good; ends when shutting it down loses nothing")
+    .option("--stop", "stop the daemon once the drain is done")
+    .option("--cancel", "cancel a drain: this peer's replicas count again and it takes new ones")
+    .option("--poll <ms>", "time between progress checks in ms (default 1000)", (t) => {
+      if (!/^\d{1,6}$/.test(t) || Number(t) < 50) throw new InvalidArgumentError("must be a number of milliseconds, at least 50");
+      return Number(t);
+    })
+    .action(async (flags: { stop?: boolean; cancel?: boolean; poll?: number }, command: Command) => {
+      const ctx = contextOf(command);
+      const { config, identity } = await ctx.home.load();
+      if (!config.roles.includes("service")) {
+        throw new PeercloudError("not_a_storage_peer", `this peer's roles are ${config.roles.join(", ")}: only peers with the service role store replicas, so there is nothing to drain`, 409);
+      }
+      const { DrainClient, drainUntilDone } = await import("../../peer/drain-client.js");
+      const client = new DrainClient({ edgeUrl: config.edgeUrl, region: config.region, secretKey: identity.secretKey, certificate: config.certificate });
+      if (flags.cancel) {
+        const progress = await client.set(false);
+        printResult(ctx, { ...progress, cancelled: true }, `drain cancelled: peer ${progress.nodeId.slice(0, 16)}… takes replicas again (${progress.heldChunks} pinned chunk(s) held)`);
+        return;
+      }
+      if ((await ctx.home.runningPid()) === null) {
+        warn(ctx, "no daemon runs in this home: its replicas cannot be copied from here, and the drain ends only if other peers or R2 hold them");
+      }
+      const { createDrainReporter } = await import("../../peer/drain-progress.js");
+      const reporter = createDrainReporter(ctx.json ? "json" : ctx.stderr.isTTY ? "bar" : "none", ctx.stderr);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort(new PeercloudError("interrupted", "stopped waiting; the peer stays draining (`peercloud peer drain --cancel` undoes it)", 499));
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      const startMs = Date.now();
+      let initialRemainingBytes: number | null = null;
+      let progress;
+      try {
+        progress = await drainUntilDone(client, {
+          pollMs: flags.poll,
+          signal: abort.signal,
+          onProgress: (p) => {
+            initialRemainingBytes ??= p.remainingBytes;
+            reporter.update(p);
+          },
+        });
+      } finally {
+        reporter.stop();
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+      const durationMs = Date.now() - startMs;
+      const stopped = flags.stop ? await stopDaemon(ctx, true) : null;
+      printResult(
+        ctx,
+        { ...progress, durationMs, movedBytes: initialRemainingBytes ?? 0, stopped },
+        `drained peer ${progress.nodeId.slice(0, 16)}… in ${(durationMs / 1000).toFixed(1)} s: every one of its ${progress.heldChunks} pinned chunk(s) has enough replicas elsewhere${
+          stopped !== null ? `; stopped the daemon (pid ${stopped})` : flags.stop ? "; no daemon was running" : "; it can be stopped now (peercloud peer stop)"
+        }`,
+      );
+    });
+}
+
+/** SIGTERM to the home's daemon and wait until it is gone; its pid (null with `quiet` when none runs). */
+async function stopDaemon(ctx: CliContext, quiet?: false): Promise<number>;
+async function stopDaemon(ctx: CliContext, quiet: true): Promise<number | null>;
+async function stopDaemon(ctx: CliContext, quiet = false): Promise<number | null> {
+  const pid = await ctx.home.runningPid();
+  if (pid === null) {
+    if (quiet) return null;
+    throw new PeercloudError("peer_not_running", `no peer daemon runs in ${ctx.home.dir}`, 409);
+  }
+  process.kill(pid, "SIGTERM");
+  // Waiting on another process has no event to await; poll its existence with a deadline.
+  const deadline = Date.now() + 30_000;
+  while (processAlive(pid)) {
+    if (Date.now() > deadline) throw new PeercloudError("peer_stop_timeout", `the daemon (pid ${pid}) did not stop within 30 s`, 500);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pid;
 }
 
 function printEvent(ctx: CliContext, event: DaemonEvent): void {
