@@ -11,8 +11,7 @@
  */
 import { join } from "node:path";
 import { PEER_TIMEOUTS, startPeercloudNetwork, type PeercloudNetwork } from "../swarm/peercloud-network.js";
-import { startDaemon, TRANSFER_PORT, type PeerNode } from "../swarm/peers.js";
-import { runToEnd } from "../swarm/processes.js";
+import { initPeer, startDaemon, type PeerNode } from "../swarm/peers.js";
 import type { Host } from "../swarm/topology.js";
 
 export interface SourcesNetwork {
@@ -22,46 +21,11 @@ export interface SourcesNetwork {
   downloader: PeerNode;
 }
 
-/** `peercloud init --roles client` in the host's namespace. */
-async function initClientPeer(host: Host, home: string, edgeUrl: string, joinToken: string, logDir: string): Promise<PeerNode> {
-  const proc = await runToEnd(
-    {
-      name: `init-${host.name}`,
-      ns: host.ns,
-      command: process.execPath,
-      args: [
-        join("bin", "peercloud.js"),
-        "--home",
-        home,
-        "--json",
-        "init",
-        "--edge",
-        edgeUrl,
-        "--join-token",
-        joinToken,
-        "--host-id",
-        `bench-${host.name}`,
-        "--roles",
-        "client",
-        "--port",
-        String(TRANSFER_PORT),
-        "--advertise",
-        `http://${host.ip}:${TRANSFER_PORT}`,
-      ],
-      logDir,
-    },
-    PEER_TIMEOUTS.commandMs,
-  );
-  const joined = proc.jsonLines("stdout").find((l) => typeof l.nodeId === "string");
-  if (!joined) throw new Error(`init of ${host.name} printed no node ID\n${proc.describeTails()}`);
-  return { host, home, nodeId: joined.nodeId as string, daemon: null, transferUrl: "" };
-}
-
 export async function startSourcesNetwork(options: { origin: Host; pub: Host; sources: Host[]; downloader: Host; homesDir: string; logDir: string; log: (line: string) => void }): Promise<SourcesNetwork> {
   const net = await startPeercloudNetwork({ origin: options.origin, pub: options.pub, downloaders: options.sources, homesDir: options.homesDir, logDir: options.logDir, log: options.log });
   // The edge printed its URL and a join token once; read that line again for the downloader.
   const { edgeUrl, joinToken } = await net.edge.waitForJson<{ edgeUrl: string; joinToken: string }>("stdout", (v) => typeof v.edgeUrl === "string", 1000, "its edge URL");
-  const downloader = await initClientPeer(options.downloader, join(options.homesDir, options.downloader.name), edgeUrl, joinToken, options.logDir);
+  const downloader = await initPeer(options.downloader, join(options.homesDir, options.downloader.name), edgeUrl, joinToken, options.logDir, PEER_TIMEOUTS, "client");
   await startDaemon(downloader, options.logDir, PEER_TIMEOUTS);
   options.log(`downloader ${options.downloader.name} joined as a client-only peer`);
   return { net, sources: net.downloaders, downloader };

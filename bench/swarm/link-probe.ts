@@ -38,11 +38,13 @@ function receive(warmupMs: number, measureMs: number): void {
     socket.on("data", (piece: Buffer) => {
       const t = now();
       if (firstAt < 0) firstAt = t;
+      total += piece.length;
+      // The window opens with this piece's arrival: its bytes came before, so they do not count (at a few Mbit/s one
+      // 64 KB read is a large share of a one-second window).
       if (startBytes < 0 && t - firstAt >= warmupMs) {
         startBytes = total;
         startAt = t;
       }
-      total += piece.length;
       if (startBytes >= 0 && t - startAt >= measureMs) {
         const bytes = total - startBytes;
         const seconds = (t - startAt) / 1000;

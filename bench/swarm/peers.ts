@@ -31,7 +31,7 @@ export interface PeerTimeouts {
 }
 
 /** `peercloud init` in the host's namespace (it reaches the edge over the emulated network). */
-export async function initPeer(host: Host, home: string, edgeUrl: string, joinToken: string, logDir: string, timeouts: PeerTimeouts): Promise<PeerNode> {
+export async function initPeer(host: Host, home: string, edgeUrl: string, joinToken: string, logDir: string, timeouts: PeerTimeouts, roles: string = ROLES): Promise<PeerNode> {
   const proc = await runToEnd(
     {
       name: `init-${host.name}`,
@@ -50,7 +50,7 @@ export async function initPeer(host: Host, home: string, edgeUrl: string, joinTo
         "--host-id",
         `bench-${host.name}`,
         "--roles",
-        ROLES,
+        roles,
         "--port",
         String(TRANSFER_PORT),
         "--advertise",
