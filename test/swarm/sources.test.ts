@@ -5,8 +5,8 @@
  * must serve clearly less than the fastest (its share of bytes under twice
  * its share of rate, the fastest sending over three times its bytes), and
  * the download must not be held up by the slow source: under 2 × the ideal
- * time (a scheduler that spread requests evenly would wait ~2.6 × for the
- * 2.5 Mbit/s source's third of the file).
+ * time (an even split of the file would take over 4 ×: a third of 32 MiB
+ * at 2.5 Mbit/s is 37 s against an ideal of 8.6 s).
  *
  * How close to the ideal it gets (1.12–1.19 × measured) is the bench's
  * figure, not this test's: DESIGN "Testing" keeps speed in benchmarks, and
