@@ -64,6 +64,7 @@
  *   `endgameExtraRequests` units beyond the window.
  */
 
+import { auction, type AuctionBidder, type Benefit } from "../core/auction.js";
 import { SourceScores, type FailureReason, type RequestTiming, type SourceKind, type SourceStats } from "./source-scores.js";
 
 export type { FailureReason, RequestTiming, SourceKind, SourceStats } from "./source-scores.js";
@@ -291,6 +292,7 @@ export class ChunkScheduler {
    */
   nextRequests(): Assignment[] {
     const out: Assignment[] = [];
+    if (!this.o.ordered) this.auctionRequests(out);
     for (const piece of this.startOrder()) {
       const p = this.pieces[piece];
       const isHead = this.o.ordered && piece === this.head;
@@ -452,6 +454,68 @@ export class ChunkScheduler {
     if (this.sources.isBanned(id) || p.requests.has(id)) return false;
     const attempt = p.attempts.get(id);
     return !attempt || (!attempt.final && attempt.count < this.o.maxAttemptsPerSource);
+  }
+
+  /**
+   * When several pieces can start at once (the download's start, a burst of
+   * answers, new holders found), they and the free request slots are
+   * matched by auction (auction.ts) rather than one piece at a time: each
+   * slot of a source is a bidder worth less the later it would deliver
+   * (the k-th free slot queues behind k more requests), untried sources
+   * first as in best(), and rarer pieces weigh more than any difference in
+   * delivery time, so the rarest pieces get slots first and then each goes
+   * where the whole batch finishes soonest — a piece only a slow source
+   * holds is not crowded out of it by a piece that fast sources also hold.
+   * A single startable piece goes the greedy way (same choice). Pieces with
+   * no eligible peer are left to the loop after this (re-lookup, cold,
+   * failed).
+   */
+  private auctionRequests(out: Assignment[]): void {
+    const room = this.o.windowChunks - this.units();
+    if (room < 2) return;
+    const batch: { piece: number; sources: string[] }[] = [];
+    for (const piece of this.startOrder()) {
+      if (batch.length >= room) break;
+      const p = this.pieces[piece];
+      const eligible = p.candidates.filter((id) => this.eligible(p, id));
+      if (eligible.length === 0) continue;
+      const sources = this.preferLeechers(eligible).filter((id) => this.sources.hasFreeSlot(id));
+      if (sources.length > 0) batch.push({ piece, sources });
+    }
+    const distinct = new Set(batch.flatMap((b) => b.sources));
+    if (batch.length < 2 || distinct.size < 2) return;
+
+    const size = this.typicalPieceBytes();
+    const fallbackRate = this.sources.meanRate() ?? DEFAULT_RATE_BYTES_PER_SECOND;
+    const slotCost = new Map<string, number[]>();
+    let horizon = 1;
+    for (const id of distinct) {
+      const { free, inFlight } = this.sources.slots(id);
+      const costs = Array.from({ length: Math.min(free, batch.length) }, (_, k) => this.sources.expectedSeconds(id, size, fallbackRate, inFlight + k) / this.sources.score(id));
+      slotCost.set(id, costs);
+      for (const c of costs) horizon = Math.max(horizon, c + 1);
+    }
+    const bidders: AuctionBidder[] = [];
+    for (const [id, costs] of slotCost) costs.forEach((_, k) => bidders.push({ id: `${id}\u0000${k}`, capacity: 1 }));
+    const benefits = new Map<string, Benefit[]>();
+    batch.forEach(({ piece, sources }, rank) => {
+      const p = this.pieces[piece];
+      const rarity = (batch.length - rank) * 3 * horizon;
+      const list: Benefit[] = [];
+      for (const id of sources) {
+        const untried = p.attempts.has(id) ? 0 : horizon;
+        slotCost.get(id)!.forEach((cost, k) => list.push({ bidder: `${id}\u0000${k}`, value: rarity + untried + horizon - cost }));
+      }
+      benefits.set(String(piece), list);
+    });
+    const { assignment } = auction({ items: batch.map((b) => ({ id: String(b.piece) })), bidders, benefits });
+    for (const { piece } of batch) {
+      const slot = assignment.get(String(piece));
+      if (slot === undefined) continue;
+      const sourceId = slot.slice(0, slot.indexOf("\u0000"));
+      this.start(piece, sourceId, false);
+      out.push({ piece, sourceId, duplicate: false });
+    }
   }
 
   /** The best source with a free slot (see "Source choice"), or null when all eligible ones are busy. */

@@ -132,6 +132,12 @@ export class SourceScores {
     return s.inFlight < s.limit;
   }
 
+  /** Requests this source may still take now, and how many it has in flight. */
+  slots(id: string): { free: number; inFlight: number } {
+    const s = this.get(id);
+    return { free: Math.max(0, s.limit - s.inFlight), inFlight: s.inFlight };
+  }
+
   /** Trust in (0, 1]: lowered by errors and corrupt answers, recovering with successes. */
   score(id: string): number {
     return this.get(id).score;

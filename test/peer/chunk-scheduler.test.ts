@@ -404,6 +404,22 @@ describe("ChunkScheduler with measured sources", () => {
     expect(seconds / idealSeconds).toBeLessThan(1.1);
   });
 
+  it("matches a batch of startable pieces to request slots by delivery time: a 10× faster source gets most of them", () => {
+    const MiB = 1 << 20;
+    const s = ready(12, () => ["fast", "slow"], { windowChunks: 2, perSourceInFlight: 4, endgame: false });
+    // One measured piece from each (window 2: one each, untried first).
+    const first = s.nextRequests();
+    expect(first.map((a) => a.sourceId).sort()).toEqual(["fast", "slow"]);
+    for (const a of first) {
+      s.requestSucceeded(a.piece, a.sourceId, MiB, { atMs: 1000, elapsedMs: a.sourceId === "fast" ? 100 : 1000 });
+      s.consumed(a.piece);
+    }
+    // Two units free again: a batch of two pieces, matched together. Both go to the fast source: its second slot
+    // (0.2 s) still beats the slow one's first (1 s).
+    const batch = s.nextRequests();
+    expect(batch.map((a) => a.sourceId)).toEqual(["fast", "fast"]);
+  });
+
   it("moves load away from a source that slows down mid-download", () => {
     const MiB = 1 << 20;
     // Two equal sources for 10 s; then b drops to a tenth of its rate.
