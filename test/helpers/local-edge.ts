@@ -43,6 +43,17 @@ export interface LocalEdgeOptions {
   host?: string;
   /** Port to listen on. Default 0 (any free port). */
   port?: number;
+  /**
+   * Keep Durable Object, KV and R2 state on disk under this directory instead
+   * of in memory, so that an edge started again with the same directory (and
+   * the same secrets and port) is the same edge restarted
+   * (restartable-edge.ts). Default: in memory, gone with the edge.
+   */
+  persistDir?: string;
+  /** Reuse an admin secret (an edge restarted). Default: a fresh random one. */
+  adminSecret?: string;
+  /** Reuse the network's Ed25519 seed (an edge restarted). Default: a fresh random one. */
+  networkSecretKey?: Uint8Array;
 }
 
 export interface JoinTokenOptions {
@@ -104,14 +115,18 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   const scriptPath = await buildEdgeBundle();
   workerOptionsCache ??= unstable_getMiniflareWorkerOptions(WRANGLER_TOML).workerOptions;
   const workerOptions = workerOptionsCache;
-  const adminSecret = randomBytes(24).toString("base64url");
-  const networkSecretKey = new Uint8Array(randomBytes(32));
+  const adminSecret = options.adminSecret ?? randomBytes(24).toString("base64url");
+  const networkSecretKey = options.networkSecretKey ?? new Uint8Array(randomBytes(32));
+  const persist = options.persistDir
+    ? { durableObjectsPersist: join(options.persistDir, "do"), kvPersist: join(options.persistDir, "kv"), r2Persist: join(options.persistDir, "r2") }
+    : {};
   const ratelimits = options.realRateLimits
     ? workerOptions.ratelimits
     : Object.fromEntries(Object.entries(workerOptions.ratelimits ?? {}).map(([name, rl]) => [name, { ...rl, simple: { ...rl.simple, limit: RELAXED_RATE_LIMIT } }]));
   const mf = new Miniflare({
     ...workerOptions,
     ratelimits,
+    ...persist,
     name: "peercloud",
     modules: true,
     scriptPath,

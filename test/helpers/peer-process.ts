@@ -472,6 +472,11 @@ export interface TestNetworkOptions {
   /** Peers to create and start now (daemons). Default 3. */
   peers?: number;
   edge?: LocalEdgeOptions;
+  /**
+   * Starts the edge instead of `startLocalEdge(edge)`, e.g. a restartable
+   * one (restartable-edge.ts). The network stops it in `stop()`.
+   */
+  startEdge?: () => Promise<LocalEdge>;
 }
 
 export interface AddPeerOptions {
@@ -500,7 +505,7 @@ export class TestNetwork {
     const root = mkdtempSync(join(tmpdir(), "peercloud-e2e-"));
     let edge: LocalEdge | null = null;
     try {
-      edge = await startLocalEdge(options.edge);
+      edge = await (options.startEdge ? options.startEdge() : startLocalEdge(options.edge));
       const token = await edge.createJoinToken({ label: "e2e" });
       const net = new TestNetwork(edge, root, token);
       try {
