@@ -26,6 +26,8 @@ export interface RegionSummary {
   underReplicatedChunks: number;
   /** Replica repair (durable-objects/region-directory/repair-scheduler.ts): jobs by state now, and totals since the region began. */
   repair: RepairSummary;
+  /** Storage audits (durable-objects/region-directory/auditor.ts): outstanding now, and verdicts since the region began. */
+  audits: AuditSummary;
   r2EgressBytes: number;
   updatedAtMs: number;
 }
@@ -43,6 +45,19 @@ export interface RepairSummary {
   failedAttempts: number;
   /** Bytes of the confirmed replicas (the chunks' pinned sizes). */
   bytesRepaired: number;
+}
+
+export interface AuditSummary {
+  /** Audits sent and not answered yet. */
+  pendingAudits: number;
+  /** Holder audits passed (the proof agreed with the majority, or was the only one). */
+  passed: number;
+  /** Holder audits failed (timeout, missing, corrupt, or a proof against the majority): each cost a replica. */
+  failed: number;
+  /** Holder audits without a verdict (proofs split with no strict majority). */
+  inconclusive: number;
+  /** Peers not dead whose reputation (src/core/audit.ts) is below LOW_REPUTATION. */
+  lowReputationPeers: number;
 }
 
 export interface SignalResult {

@@ -54,6 +54,7 @@ import { migrate, readMeta, writeMeta } from "./region-directory/schema.js";
 import { forwardSignal } from "./region-directory/signal-forwarder.js";
 import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
 import { Trimmer } from "./region-directory/trimmer.js";
+import { Auditor, type AuditRecord } from "./region-directory/auditor.js";
 
 /** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
 export const MAX_INVALID_MESSAGES = 5;
@@ -73,6 +74,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   private directory!: Directory;
   private repair!: RepairScheduler;
   private trimmer!: Trimmer;
+  private auditor!: Auditor;
   private region: string | null = null;
   /** The alarm time (real clock) as last set: cached, since reading it back would cost a storage call per message. */
   private alarmAtMs: number | null = null;
@@ -98,6 +100,13 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       });
       this.repair = new RepairScheduler({ directory: this.directory, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.trimmer = new Trimmer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
+      this.auditor = new Auditor({
+        directory: this.directory,
+        sql: ctx.storage.sql,
+        params: this.params,
+        random: () => this.random(),
+        send: (nodeId, message) => sendToPeer(ctx, nodeId, message),
+      });
       // The runtime keeps the alarm across restarts, and alarm() always re-arms for a running job's deadline or a
       // failed job's retry: a restarted object finds its jobs in SQL and its next repair pass already scheduled.
       this.alarmAtMs = await ctx.storage.getAlarm();
@@ -202,6 +211,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       deliverLocal: (to, message) => sendToPeer(this.ctx, to, message),
       forwardSignal: (toRegion, to, payload) => forwardSignal(this.env, sender.nodeId, region, toRegion, to, payload),
       repair: { onResult: (from, result) => this.repair.onResult(from, result, this.clock()) },
+      audit: { onResult: (from, result) => this.auditor.onResult(from, result) },
       wakeRepair: () => this.armAlarm(this.clock() + REPAIR_WAKE_DELAY_MS),
     };
   }
@@ -216,6 +226,9 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     const repairDueMs = this.repair.run(now);
     // After repair: a chunk with a job is never trimmed, and what repair just confirmed may be surplus now.
     const trimDueMs = this.trimmer.run(now).nextDueMs;
+    // After trim: a failed audit removes a replica, which the next repair pass (armed below, or woken by the
+    // result's handler) plans for; rounds are judged here when overdue, or at once on their last answer.
+    const auditDueMs = this.auditor.run(now).nextDueMs;
     let snapshotPendingMs: number | null = null;
     if (now >= this.lastSnapshotCheckMs + this.params.snapshotIntervalMs) {
       try {
@@ -231,7 +244,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     // Re-arm to the earliest expiry (liveness, snapshot, a repair job's deadline or backoff), never in a tight
     // loop. Changes after this (register, announce, pin, egress, a repair result) arm the alarm themselves; with
     // no live peer left and nothing pending, the object sleeps. Idempotent: a pass that finds nothing due changes nothing.
-    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity);
+    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity, auditDueMs ?? Infinity);
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
 
@@ -249,7 +262,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   }
 
   private summaryAt(nowMs: number): RegionSummary {
-    return buildSummary(this.directory, this.region ?? "", connectedPeers(this.ctx), nowMs);
+    return buildSummary(this.directory, this.region ?? "", connectedPeers(this.ctx), nowMs, this.auditor.summary());
   }
 
   private bindRegion(region: string): void {
@@ -340,6 +353,18 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   /** One trim pass now (tests and operators; the alarm runs them on its own). Returns node ID → chunks asked to delete. */
   async trimNow(): Promise<Record<string, string[]>> {
     return Object.fromEntries(this.trimmer.run(this.clock(), true).sent);
+  }
+
+  /** One audit pass now, whatever the interval (tests and operators; the alarm runs them on its own). Returns node ID → audit ids sent. */
+  async auditNow(): Promise<Record<string, string[]>> {
+    const pass = this.auditor.run(this.clock(), true);
+    if (pass.nextDueMs !== null) this.armAlarm(pass.nextDueMs);
+    return Object.fromEntries(pass.sent);
+  }
+
+  /** Outstanding audits, oldest first (for tests and operators). */
+  async audits(limit = 100): Promise<AuditRecord[]> {
+    return this.auditor.outstanding(v.parse(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), limit));
   }
 
   /** The repair queue, most missing replicas first (what the repair scheduler plans from; for tests and operators). */

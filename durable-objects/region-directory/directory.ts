@@ -12,6 +12,7 @@
  * peers hears from one every few milliseconds and never hibernates, while
  * an idle one is small. Dead peers live only in SQL until they come back.
  */
+import { reputationScore } from "../../src/core/audit.js";
 import { KBucketTree } from "../../src/core/k-bucket-tree.js";
 import { deadAfterMs, latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange, suspectAfterMs } from "../../src/core/liveness.js";
 import { PeercloudError } from "../../src/core/errors.js";
@@ -87,6 +88,9 @@ export class Directory {
       registeredMs: previous?.registeredMs ?? now,
       certExpiresMs: input.certificateExpiresAtMs,
       draining: previous?.draining ?? false,
+      auditsPassed: previous?.auditsPassed ?? 0,
+      auditsFailed: previous?.auditsFailed ?? 0,
+      reputation: previous?.reputation ?? 1,
     };
     this.peerStore.upsertRegistration(rec);
     if (previous?.state === "dead" && !rec.draining) this.replicaStore.shiftHolder(input.nodeId, +1, now);
@@ -276,6 +280,23 @@ export class Directory {
   /** Live records of the holders of `cid` (dead ones left out). */
   liveHolders(cid: string): PeerRecord[] {
     return this.replicaStore.holders(cid).flatMap((id) => this.live.get(id) ?? []);
+  }
+
+  /**
+   * One audit outcome of a holder (auditor.ts): its record and reputation
+   * in SQL and in memory. A failure also forgets the holder's replica of
+   * `cid` (it stops counting; the chunk enters the repair queue if that
+   * leaves it below target). Returns whether a replica row was removed.
+   */
+  recordAudit(nodeId: string, cid: string, passed: boolean): boolean {
+    this.peerStore.recordAudit(nodeId, passed);
+    const rec = this.live.get(nodeId);
+    if (rec) {
+      if (passed) rec.auditsPassed = (rec.auditsPassed ?? 0) + 1;
+      else rec.auditsFailed = (rec.auditsFailed ?? 0) + 1;
+      rec.reputation = reputationScore(rec.auditsPassed ?? 0, rec.auditsFailed ?? 0);
+    }
+    return passed ? false : this.replicaStore.remove(nodeId, [cid], this.opts.now()) > 0;
   }
 
   /** Targets for many chunks at once (the placement auction, placeBatch): job id → node IDs, best first. */

@@ -6,6 +6,7 @@
  * heartbeat path must not cost a write (liveness between writes comes from
  * the WebSocket timestamps, see durable-objects/region-directory.ts).
  */
+import { reputationScore } from "../../src/core/audit.js";
 import type { Capacity, Load, PeerState } from "../../src/core/messages.js";
 import type { Role } from "../../src/core/roles.js";
 import type { Sql } from "./sql.js";
@@ -26,6 +27,11 @@ export interface PeerRecord {
   certExpiresMs: number;
   /** Leaving for good (`drain`): its replicas do not count, nothing new is placed on it. Absent: false. */
   draining?: boolean;
+  /** Audits this peer passed and failed (auditor.ts); absent: none. */
+  auditsPassed?: number;
+  auditsFailed?: number;
+  /** reputationScore(auditsPassed, auditsFailed) (src/core/audit.ts): 1 for a peer never audited; low ones should be placed last. */
+  reputation?: number;
 }
 
 type PeerRow = {
@@ -42,6 +48,8 @@ type PeerRow = {
   registered_ms: number;
   cert_expires_ms: number;
   draining: number;
+  audits_passed: number;
+  audits_failed: number;
 };
 
 function fromRow(row: PeerRow): PeerRecord {
@@ -59,6 +67,9 @@ function fromRow(row: PeerRow): PeerRecord {
     registeredMs: row.registered_ms,
     certExpiresMs: row.cert_expires_ms,
     draining: row.draining === 1,
+    auditsPassed: row.audits_passed,
+    auditsFailed: row.audits_failed,
+    reputation: reputationScore(row.audits_passed, row.audits_failed),
   };
 }
 
@@ -83,7 +94,7 @@ export class PeerStore {
   }
 
   /** Inserts or refreshes a registration; the peer is alive. Keeps the first registration time and the last status report. */
-  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state" | "draining">): void {
+  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state" | "draining" | "auditsPassed" | "auditsFailed" | "reputation">): void {
     this.sql.exec(
       `INSERT INTO peers (node_id, public_key, host_id, addresses, roles, capacity, load, free_bytes, state, last_seen_ms, registered_ms, cert_expires_ms)
        VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'alive', ?, ?, ?)
@@ -137,6 +148,19 @@ export class PeerStore {
   /** A renewed certificate's expiry (never moved earlier: renewals may race). */
   setCertificateExpiry(nodeId: string, certExpiresMs: number): void {
     this.sql.exec(`UPDATE peers SET cert_expires_ms = ? WHERE node_id = ? AND cert_expires_ms < ?`, certExpiresMs, nodeId, certExpiresMs);
+  }
+
+  /** Adds one audit outcome to a peer's record (its reputation). */
+  recordAudit(nodeId: string, passed: boolean): void {
+    this.sql.exec(passed ? `UPDATE peers SET audits_passed = audits_passed + 1 WHERE node_id = ?` : `UPDATE peers SET audits_failed = audits_failed + 1 WHERE node_id = ?`, nodeId);
+  }
+
+  /** Peers that are not dead with a reputation below `threshold`. */
+  countLowReputation(threshold: number): number {
+    return this.sql
+      .exec<{ passed: number; failed: number }>(`SELECT audits_passed AS passed, audits_failed AS failed FROM peers WHERE state != 'dead' AND audits_failed > 0`)
+      .toArray()
+      .filter((r) => reputationScore(r.passed, r.failed) < threshold).length;
   }
 
   countDead(): number {

@@ -96,6 +96,27 @@ const MIGRATIONS: readonly string[][] = [
   // is never a placement or repair target, and its copies are trimmed once others hold enough. A
   // column of `peers`, so it survives the object's restarts and the peer's reconnects.
   [`ALTER TABLE peers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0`],
+  // 5: audits (issue 6 item 7, auditor.ts). One row per challenged holder of an audit round (`job_id`
+  // is the round: one chunk, one nonce and range for all its holders), kept until the round is judged
+  // so that a restart loses no outstanding audit; `answer` is NULL until the holder answers, then its
+  // proof (hex) or `!<failure code>`. Each peer's audit record lives in `peers` (its reputation).
+  [
+    `CREATE TABLE IF NOT EXISTS audits (
+       job_id TEXT NOT NULL,
+       node_id TEXT NOT NULL,
+       cid TEXT NOT NULL,
+       nonce TEXT NOT NULL,
+       offset_bytes INTEGER NOT NULL,
+       length_bytes INTEGER NOT NULL,
+       sent_ms INTEGER NOT NULL,
+       deadline_ms INTEGER NOT NULL,
+       answer TEXT,
+       PRIMARY KEY (job_id, node_id)
+     ) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS audits_by_cid ON audits (cid)`,
+    `ALTER TABLE peers ADD COLUMN audits_passed INTEGER NOT NULL DEFAULT 0`,
+    `ALTER TABLE peers ADD COLUMN audits_failed INTEGER NOT NULL DEFAULT 0`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

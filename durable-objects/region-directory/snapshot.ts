@@ -5,7 +5,7 @@
  * only when something in it changed (the timestamp aside); the last
  * written body is kept in SQL so that this holds across restarts.
  */
-import type { RegionSummary } from "../region-directory-contract.js";
+import type { AuditSummary, RegionSummary } from "../region-directory-contract.js";
 import type { Directory } from "./directory.js";
 import { REPAIR_BYTES, REPAIR_COMPLETED, REPAIR_FAILED_ATTEMPTS } from "./repair-jobs.js";
 import { R2_EGRESS_BYTES } from "./replica-store.js";
@@ -15,7 +15,7 @@ import type { Sql } from "./sql.js";
 export const snapshotKey = (region: string) => `region:${region}`;
 const LAST_SNAPSHOT = "last_snapshot";
 
-export function buildSummary(directory: Directory, region: string, connected: number, nowMs: number): RegionSummary {
+export function buildSummary(directory: Directory, region: string, connected: number, nowMs: number, audits: AuditSummary): RegionSummary {
   const totals = directory.replicaStore.totals();
   return {
     region,
@@ -25,6 +25,7 @@ export function buildSummary(directory: Directory, region: string, connected: nu
     pinnedChunks: totals.pinnedChunks,
     underReplicatedChunks: totals.underReplicatedChunks,
     repair: repairSummary(directory),
+    audits,
     r2EgressBytes: directory.replicaStore.counter(R2_EGRESS_BYTES),
     updatedAtMs: nowMs,
   };

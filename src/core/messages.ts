@@ -216,7 +216,47 @@ export const drainProgressSchema = v.object({
 });
 export type DrainProgress = v.InferOutput<typeof drainProgressSchema>;
 
-// Two options share "find_providers" and two "repair_result": valibot tries each and keeps the one that parses.
+/** An audit's id, chosen by the directory (`a<sequence>`); every holder challenged in one round gets the same id and nonce. */
+export const auditJobIdSchema = v.pipe(v.string(), v.regex(/^a[0-9]{1,15}$/, "must be an audit id (a<digits>)"));
+/** An audit nonce: AUDIT_NONCE_BYTES (16) random bytes in lower-case hex. */
+export const auditNonceSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/, "must be 32 lower-case hex characters"));
+/** Largest range one audit asks a holder to hash. */
+export const MAX_AUDIT_RANGE_BYTES = 1024 * 1024;
+
+/** Why a holder cannot prove it holds an audited chunk. */
+export const AUDIT_FAILURE_CODES = [
+  /** The holder does not have the chunk (any more). */
+  "missing",
+  /** The holder re-hashed its copy, found it did not match the CID, and removed it. */
+  "corrupt",
+  /** Anything else (a disk error, a shutdown). */
+  "failed",
+] as const;
+export type AuditFailureCode = (typeof AUDIT_FAILURE_CODES)[number];
+
+/**
+ * The answer to `audit` (src/core/audit.ts): `proof` = hex SHA-256(nonce ‖
+ * chunk[offset, offset + length)), the range clamped to the chunk; or a
+ * failure. Either way a holder that cannot prove possession loses the
+ * replica; a proof that disagrees with the other holders' does too.
+ */
+export const auditPassedMessage = v.object({
+  type: v.literal("audit_result"),
+  jobId: auditJobIdSchema,
+  cid,
+  ok: v.literal(true),
+  proof: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be a hex SHA-256")),
+});
+export const auditFailedMessage = v.object({
+  type: v.literal("audit_result"),
+  jobId: auditJobIdSchema,
+  cid,
+  ok: v.literal(false),
+  code: v.picklist(AUDIT_FAILURE_CODES),
+  message: v.pipe(v.string(), v.maxLength(500)),
+});
+
+// Two options share "find_providers", two "repair_result" and two "audit_result": valibot tries each and keeps the one that parses.
 export const peerToDirectory = v.variant("type", [
   statusMessage,
   announceMessage,
@@ -229,6 +269,8 @@ export const peerToDirectory = v.variant("type", [
   repairDoneMessage,
   repairFailedMessage,
   drainMessage,
+  auditPassedMessage,
+  auditFailedMessage,
 ]);
 export type PeerToDirectory = v.InferOutput<typeof peerToDirectory>;
 
@@ -277,6 +319,12 @@ export type DirectoryToPeer =
    * chunks it no longer has.
    */
   | { type: "trim"; cids: string[] }
+  /**
+   * Audit (issue 6 item 7): prove within `timeoutMs` that this peer still
+   * holds `cid` by answering `audit_result` with hex SHA-256(nonce ‖
+   * chunk[offset, offset + length)), the range clamped to the chunk.
+   */
+  | { type: "audit"; jobId: string; cid: string; nonce: string; offset: number; length: number; timeoutMs: number }
   | { type: "error"; id?: string; code: string; message: string };
 
 /** Where a repair job copies from: a live holder (its node ID and transfer addresses) or the R2 cold store. */

@@ -51,6 +51,20 @@ export interface NetworkParams {
   trimGraceMs: number;
   /** Most chunks one trim pass looks at and trims (the trim "rate limit"). */
   trimChunksPerPass: number;
+  /**
+   * Time between two audit passes of a region directory (durable-objects/
+   * region-directory/auditor.ts); the first pass of an object comes one
+   * interval after it first ran its alarm.
+   */
+  auditIntervalMs: number;
+  /** Most chunks one audit pass challenges (each at all its connected live holders). */
+  auditChunksPerPass: number;
+  /** Most audits one peer receives in one pass (the audit "rate limit" of a holder). */
+  auditsPerPeerPerPass: number;
+  /** An audited holder that has not answered within this long fails the audit. */
+  auditTimeoutMs: number;
+  /** Bytes of the random range one audit asks a holder to hash (at most 1 MiB, clamped to the chunk). */
+  auditRangeBytes: number;
 }
 
 export const DEFAULT_PARAMS: NetworkParams = {
@@ -73,6 +87,11 @@ export const DEFAULT_PARAMS: NetworkParams = {
   repairRetryBackoffMs: 5 * 60_000,
   trimGraceMs: 10 * 60_000,
   trimChunksPerPass: 64,
+  auditIntervalMs: 3600_000,
+  auditChunksPerPass: 16,
+  auditsPerPeerPerPass: 2,
+  auditTimeoutMs: 30_000,
+  auditRangeBytes: 64 * 1024,
 };
 
 /** Applies string overrides (from wrangler vars or a test environment) over the defaults, rejecting nonsense. */
@@ -90,5 +109,6 @@ export function resolveParams(overrides: Partial<Record<keyof NetworkParams, unk
   if (out.deadAfterMissedHeartbeats <= out.suspectAfterMissedHeartbeats) {
     throw new RangeError("deadAfterMissedHeartbeats must exceed suspectAfterMissedHeartbeats");
   }
+  if (out.auditRangeBytes > 1024 * 1024) throw new RangeError("auditRangeBytes must be at most 1 MiB (MAX_AUDIT_RANGE_BYTES)");
   return out;
 }

@@ -16,7 +16,8 @@
  *  - for service peers, the repair worker (repair-worker.ts) that runs the
  *    directory's repair jobs, at most params.repairJobsPerPeer at once, and
  *    the directory's `trim` requests (surplus replicas are deleted, and the
- *    store's removal events announce it);
+ *    store's removal events announce it), and its `audit` challenges
+ *    (audit-responder.ts: a proof over a random range of a held chunk);
  *  - the control socket (control-server.ts) running put/get/status/ls/unpin
  *    for the CLI, with put/get wired to the network through
  *    network-adapters.ts (the socket while open, HTTP otherwise).
@@ -41,6 +42,7 @@ import type { PeerConfig, PeerHome } from "./home.js";
 import { Library } from "./library.js";
 import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.js";
 import { LocalOperations, type DaemonState } from "./operations.js";
+import { answerAudit } from "./audit-responder.js";
 import { RepairWorker } from "./repair-worker.js";
 import { TransferClient } from "./transfer-client.js";
 import { TransferServer } from "./transfer-server.js";
@@ -226,6 +228,13 @@ export class PeerDaemon {
           for (const cid of cids) if (await store.delete(cid).catch(() => false)) deleted++;
           this.emit({ event: "trimmed", message: `deleted ${deleted} surplus replica(s) the directory asked for`, cids: cids.length, deleted });
         })();
+      });
+      // Audits: prove possession of a chunk (audit-responder.ts); a corrupt copy is removed and reported as such.
+      conn.on("audit", (audit) => {
+        void answerAudit(store, audit).then((answer) => {
+          conn.reportAudit(answer);
+          if (!answer.ok) this.emit({ event: "audit_failed", message: `${answer.cid}: ${answer.code}: ${answer.message}`, cid: answer.cid, code: answer.code });
+        });
       });
     }
     conn.start();

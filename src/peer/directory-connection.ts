@@ -47,6 +47,8 @@ export type Welcome = Extract<DirectoryToPeer, { type: "welcome" }>;
 export type SignalEvent = Omit<Extract<DirectoryToPeer, { type: "signal" }>, "type">;
 export type RepairJob = Extract<DirectoryToPeer, { type: "repair" }>;
 export type RepairResult = Extract<PeerToDirectory, { type: "repair_result" }>;
+export type AuditRequest = Extract<DirectoryToPeer, { type: "audit" }>;
+export type AuditAnswer = Extract<PeerToDirectory, { type: "audit_result" }>;
 
 export interface StatusReport {
   load: Load;
@@ -88,6 +90,8 @@ export interface DirectoryConnectionEvents {
   signal: [signal: SignalEvent];
   /** A repair job from the directory for this peer (repair-worker.ts). */
   repair: [job: RepairJob];
+  /** The directory challenges this peer to prove it holds a chunk (audit-responder.ts). */
+  audit: [audit: AuditRequest];
   /** The directory asks this peer to delete surplus replicas (trim, see durable-objects/region-directory/trimmer.ts). */
   trim: [cids: string[]];
   /** The edge refused the upgrade (e.g. 401 certificate_expired, 404 peer_not_registered); a retry follows. */
@@ -196,6 +200,11 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
    */
   reportRepair(result: RepairResult): boolean {
     return this.send(result satisfies PeerToDirectory);
+  }
+
+  /** Answers an audit; false when disconnected (not queued: past its deadline the answer is worthless). */
+  reportAudit(answer: AuditAnswer): boolean {
+    return this.send(answer satisfies PeerToDirectory);
   }
 
   /** Queues inventory changes; they go out batched after a short debounce. */
@@ -323,6 +332,8 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
         return void this.emit("repair", message);
       case "trim":
         return void this.emit("trim", message.cids);
+      case "audit":
+        return void this.emit("audit", message);
       case "error":
         if (message.id && this.settleAnnounce(message.id)) {
           return void this.emit("warning", { code: message.code, message: `announcement refused: ${message.message}` });

@@ -17,6 +17,9 @@ import {
   loadSchema,
   nodeIdSchema,
   repairJobIdSchema,
+  auditJobIdSchema,
+  auditNonceSchema,
+  MAX_AUDIT_RANGE_BYTES,
   type DirectoryToPeer,
 } from "../core/messages.js";
 
@@ -65,6 +68,16 @@ export const directoryToPeerSchema = v.variant("type", [
   v.object({ type: v.literal("drain_status"), id, progress: drainProgressSchema }),
   // Trims name chunks to delete: held to the strict CID syntax, and bounded like an announcement.
   v.object({ type: v.literal("trim"), cids: v.pipe(v.array(cidSchema), v.minLength(1), v.maxLength(1000)) }),
+  // An audit: bounded range, so a hostile frame cannot make the peer hash more than MAX_AUDIT_RANGE_BYTES.
+  v.object({
+    type: v.literal("audit"),
+    jobId: auditJobIdSchema,
+    cid: cidSchema,
+    nonce: auditNonceSchema,
+    offset: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
+    length: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_AUDIT_RANGE_BYTES)),
+    timeoutMs: positiveMs,
+  }),
   v.object({ type: v.literal("error"), id: v.optional(id), code: v.pipe(v.string(), v.maxLength(64)), message: v.pipe(v.string(), v.maxLength(2000)) }),
 ]);
 

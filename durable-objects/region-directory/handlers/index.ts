@@ -1,5 +1,6 @@
 /** The dispatch table: one handler per peer → directory message type, checked exhaustive by the compiler. */
 import type { PeerToDirectory } from "../../../src/core/messages.js";
+import { handleAuditResult } from "./audit-result.js";
 import { handleAnnounce } from "./announce.js";
 import { handleDrain } from "./drain.js";
 import { handleFindNode } from "./find-node.js";
@@ -21,6 +22,7 @@ const HANDLERS: { [T in PeerToDirectory["type"]]: Handler<T> } = {
   place: handlePlace,
   repair_result: handleRepairResult,
   drain: handleDrain,
+  audit_result: handleAuditResult,
 };
 
 export function dispatch(message: PeerToDirectory, ctx: HandlerContext): Reply | Promise<Reply> {

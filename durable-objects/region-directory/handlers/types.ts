@@ -7,6 +7,7 @@
  * `{ type: "error", id, code, message }` for the sender.
  */
 import type { DirectoryToPeer, PeerToDirectory } from "../../../src/core/messages.js";
+import type { AuditResult, AuditVerdict } from "../auditor.js";
 import type { Directory } from "../directory.js";
 import type { PeerRecord } from "../peer-store.js";
 import type { RepairScheduler } from "../repair-scheduler.js";
@@ -21,6 +22,8 @@ export interface HandlerContext {
   forwardSignal(region: string, to: string, payload: unknown): Promise<void>;
   /** Repair jobs' results (handlers/repair-result.ts); `onResult` is bound to the object's clock. */
   repair: { onResult(sender: PeerRecord, result: Parameters<RepairScheduler["onResult"]>[1]): boolean };
+  /** Audit answers (handlers/audit-result.ts); null: stale, []: the round is still open, else the verdicts. */
+  audit: { onResult(sender: PeerRecord, result: AuditResult): AuditVerdict[] | null };
   /** A repair job ended (confirmed or failed): run a repair pass soon, to dispatch the next one. */
   wakeRepair(): void;
 }
