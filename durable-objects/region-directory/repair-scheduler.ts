@@ -147,8 +147,6 @@ export class RepairScheduler {
         waiting = true;
         continue;
       }
-      // The source's slot is taken now, so that the targets' auction sees what is left.
-      if (source.kind === "peer") running.set(source.nodeId, (running.get(source.nodeId) ?? 0) + 1);
       ready.push({ job, source });
     }
 
@@ -160,12 +158,14 @@ export class RepairScheduler {
       if (source.kind === "peer") exclude.add(source.nodeId);
       return { id: job.jobId, group: job.cid, count: 1, exclude: [...exclude], sizeBytes: job.sizeBytes ?? undefined };
     });
+    // Capacities are the slots free before this pass: reserving the sources' slots first would let a batch whose
+    // sources took every peer's slots place nothing, pass after pass. Admission below then keeps each peer within
+    // its limit, in priority order, so the first job that got a target always starts.
     const targets = directory.placeMany(placementJobs, (nodeId) => params.repairJobsPerPeer - (running.get(nodeId) ?? 0));
 
     for (const { job, source } of ready) {
       const target = targets.get(job.jobId)?.[0];
-      if (!target) {
-        if (source.kind === "peer") running.set(source.nodeId, running.get(source.nodeId)! - 1);
+      if (!target || !free(target) || (source.kind === "peer" && !free(source.nodeId))) {
         waiting = true;
         continue;
       }
@@ -175,10 +175,10 @@ export class RepairScheduler {
       if (!sent) {
         const started = this.jobs.get(job.jobId)!;
         this.jobs.fail(started, { target: true, source: false }, "target_not_connected", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
-        if (source.kind === "peer") running.set(source.nodeId, running.get(source.nodeId)! - 1);
         continue;
       }
       running.set(target, (running.get(target) ?? 0) + 1);
+      if (source.kind === "peer") running.set(source.nodeId, (running.get(source.nodeId) ?? 0) + 1);
     }
     return waiting;
   }

@@ -211,6 +211,21 @@ describe("repair", () => {
     for (const p of r.peers) p.close();
   });
 
+  it("never stalls when every peer is some job's source: jobs start within each peer's limit", async () => {
+    const r = await region(4);
+    // Each peer alone holds two chunks short of one replica: 8 jobs whose sources would take every repair slot.
+    const chunks = r.peers.map(() => [randomCid(), randomCid()]);
+    for (const [i, p] of r.peers.entries()) await p.request({ type: "announce", id: "a", added: chunks[i], removed: [] });
+    await r.stub.pin(r.publisher, chunks.flat(), 2, chunks.flat().map(() => 10));
+    await runDurableObjectAlarm(r.stub);
+    const running = (await r.stub.repairJobs()).filter((j) => j.state === "running");
+    expect(running.length).toBeGreaterThanOrEqual(2);
+    const load = new Map<string, number>();
+    for (const j of running) for (const id of [j.source!, j.target!]) load.set(id, (load.get(id) ?? 0) + 1);
+    expect(Math.max(...load.values())).toBeLessThanOrEqual(PARAMS.repairJobsPerPeer);
+    for (const p of r.peers) p.close();
+  });
+
   it("dispatches the most endangered chunk first when repair slots are scarce", async () => {
     const r = await region(5);
     const [a, , , d, e] = r.peers;
