@@ -24,6 +24,8 @@ export interface RegionSummary {
   replicas: number;
   pinnedChunks: number;
   underReplicatedChunks: number;
+  /** Pinned chunks in the cold tier: in R2 only, their peer replicas evicted until a lookup wants them (cold-tier.ts). */
+  coldChunks: number;
   /** Replica repair (durable-objects/region-directory/repair-scheduler.ts): jobs by state now, and totals since the region began. */
   repair: RepairSummary;
   /** Storage audits (durable-objects/region-directory/auditor.ts): outstanding now, and verdicts since the region began. */

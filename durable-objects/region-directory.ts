@@ -55,6 +55,7 @@ import { forwardSignal } from "./region-directory/signal-forwarder.js";
 import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
 import { Trimmer } from "./region-directory/trimmer.js";
 import { Auditor, type AuditRecord } from "./region-directory/auditor.js";
+import { ColdTier } from "./region-directory/cold-tier.js";
 
 /** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
 export const MAX_INVALID_MESSAGES = 5;
@@ -75,6 +76,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   private repair!: RepairScheduler;
   private trimmer!: Trimmer;
   private auditor!: Auditor;
+  private coldTier!: ColdTier;
   private region: string | null = null;
   /** The alarm time (real clock) as last set: cached, since reading it back would cost a storage call per message. */
   private alarmAtMs: number | null = null;
@@ -107,6 +109,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
         random: () => this.random(),
         send: (nodeId, message) => sendToPeer(ctx, nodeId, message),
       });
+      this.coldTier = new ColdTier({ directory: this.directory, params: this.params, inR2: async (cid) => (await env.CHUNKS.head(cid)) !== null });
       // The runtime keeps the alarm across restarts, and alarm() always re-arms for a running job's deadline or a
       // failed job's retry: a restarted object finds its jobs in SQL and its next repair pass already scheduled.
       this.alarmAtMs = await ctx.storage.getAlarm();
@@ -224,6 +227,8 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     const nextChangeMs = this.directory.sweep(socketSightings(this.ctx), now);
     // After the sweep, so that a peer it just found dead has its chunks queued and its jobs failed in this pass.
     const repairDueMs = this.repair.run(now);
+    // Cold tier before trim: a chunk it makes cold has target 0, and the trimmer evicts its replicas after the grace.
+    const coldDueMs = (await this.coldTier.run(now)).nextDueMs;
     // After repair: a chunk with a job is never trimmed, and what repair just confirmed may be surplus now.
     const trimDueMs = this.trimmer.run(now).nextDueMs;
     // After trim: a failed audit removes a replica, which the next repair pass (armed below, or woken by the
@@ -244,7 +249,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     // Re-arm to the earliest expiry (liveness, snapshot, a repair job's deadline or backoff), never in a tight
     // loop. Changes after this (register, announce, pin, egress, a repair result) arm the alarm themselves; with
     // no live peer left and nothing pending, the object sleeps. Idempotent: a pass that finds nothing due changes nothing.
-    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity, auditDueMs ?? Infinity);
+    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity, auditDueMs ?? Infinity, coldDueMs ?? Infinity);
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
 
@@ -259,6 +264,16 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     if (this.alarmAtMs !== null && this.alarmAtMs <= realAtMs) return;
     this.alarmAtMs = realAtMs;
     void this.ctx.storage.setAlarm(realAtMs);
+  }
+
+  /** A downloader's lookup (cold-tier.ts): cold chunks among `cids` come back, through a repair pass soon. */
+  private wanted(cids: readonly string[]): void {
+    if (this.directory.wanted(cids).length > 0) this.armAlarm(this.clock() + REPAIR_WAKE_DELAY_MS);
+  }
+
+  /** One cold-tier pass now (tests and operators); returns the CIDs it made cold. */
+  async coldNow(): Promise<string[]> {
+    return (await this.coldTier.run(this.clock(), true)).cold;
   }
 
   private summaryAt(nowMs: number): RegionSummary {
@@ -296,11 +311,13 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
 
   async findProviders(cid: string, count?: number): Promise<ProviderInfo[]> {
     const valid = parseWith(input.findProvidersInput, { cid, count }, "findProviders");
+    this.wanted([valid.cid]);
     return this.directory.findProviders(valid.cid, valid.count);
   }
 
   async findProvidersBatch(cids: string[], count?: number): Promise<Record<string, ProviderInfo[]>> {
     const valid = parseWith(input.findProvidersBatchInput, { cids, count }, "findProvidersBatch");
+    this.wanted(valid.cids);
     return this.directory.findProvidersBatch(valid.cids, valid.count);
   }
 

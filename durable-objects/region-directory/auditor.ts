@@ -34,7 +34,7 @@
  * `auditsPerPeerPerPass` outstanding audits per holder. Chunks are picked
  * from a random point of the CID space (CIDs are uniform hashes), so a pass
  * reads a bounded slice of `pins` and over time every chunk is sampled.
- * Chunks with a repair job are skipped. Outstanding audits are rows of
+ * Chunks with a repair job, and cold ones (being evicted), are skipped. Outstanding audits are rows of
  * `audits`, so a restart judges them from SQL at the next pass.
  */
 import { AUDIT_NONCE_BYTES, LOW_REPUTATION } from "../../src/core/audit.js";
@@ -250,7 +250,7 @@ export class Auditor {
     const pick = (where: string) =>
       sql
         .exec<{ cid: string; size_bytes: number | null }>(
-          `SELECT cid, size_bytes FROM pins WHERE ${where}
+          `SELECT cid, size_bytes FROM pins WHERE ${where} AND cold = 0
              AND NOT EXISTS (SELECT 1 FROM repair_jobs j WHERE j.cid = pins.cid)
              AND NOT EXISTS (SELECT 1 FROM audits a WHERE a.cid = pins.cid)
            ORDER BY cid LIMIT ?`,

@@ -256,8 +256,8 @@ export class Directory {
     const row = this.opts.sql
       .exec<{ held: number; held_bytes: number; remaining: number; remaining_bytes: number }>(
         `SELECT count(*) AS held, coalesce(sum(p.size_bytes), 0) AS held_bytes,
-           coalesce(sum(p.live_count < p.target), 0) AS remaining,
-           coalesce(sum(CASE WHEN p.live_count < p.target THEN p.size_bytes ELSE 0 END), 0) AS remaining_bytes
+           coalesce(sum(p.live_count < p.target AND p.cold = 0), 0) AS remaining,
+           coalesce(sum(CASE WHEN p.live_count < p.target AND p.cold = 0 THEN p.size_bytes ELSE 0 END), 0) AS remaining_bytes
          FROM replicas r JOIN pins p ON p.cid = r.cid WHERE r.node_id = ?`,
         nodeId,
       )
@@ -297,6 +297,17 @@ export class Directory {
       rec.reputation = reputationScore(rec.auditsPassed ?? 0, rec.auditsFailed ?? 0);
     }
     return passed ? false : this.replicaStore.remove(nodeId, [cid], this.opts.now()) > 0;
+  }
+
+  /**
+   * Provider lookups by downloaders (not repair's own): the chunks are
+   * wanted, and cold ones come back to peers (cold-tier.ts). Returns the
+   * CIDs that were cold.
+   */
+  wanted(cids: readonly string[]): string[] {
+    const { coldAfterMs } = this.opts.params;
+    // The last-wanted time need only be roughly right: refreshed at most 16 times per cold period.
+    return this.replicaStore.wanted([...new Set(cids)], this.opts.now(), Math.max(1, Math.floor(coldAfterMs / 16)));
   }
 
   /** Targets for many chunks at once (the placement auction, placeBatch): job id → node IDs, best first. */

@@ -33,9 +33,10 @@ const CIDS_OF_NODE = `SELECT cid FROM replicas WHERE node_id = ?`;
 
 const queueUpsert = (cids: string) =>
   `INSERT INTO under_replicated (cid, missing, since_ms)
-   SELECT cid, target - live_count, ? FROM pins WHERE cid IN (${cids}) AND live_count < target
+   SELECT cid, target - live_count, ? FROM pins WHERE cid IN (${cids}) AND live_count < target AND cold = 0
    ON CONFLICT (cid) DO UPDATE SET missing = excluded.missing WHERE missing != excluded.missing`;
-const queueDelete = (cids: string) => `DELETE FROM under_replicated WHERE cid IN (SELECT cid FROM pins WHERE cid IN (${cids}) AND live_count >= target)`;
+const queueDelete = (cids: string) =>
+  `DELETE FROM under_replicated WHERE cid IN (SELECT cid FROM pins WHERE cid IN (${cids}) AND (live_count >= target OR cold = 1))`;
 
 const QUEUE_UPSERT_JSON = queueUpsert(CIDS_IN_JSON);
 const QUEUE_DELETE_JSON = queueDelete(CIDS_IN_JSON);
@@ -192,7 +193,7 @@ export class ReplicaStore {
          VALUES (?, (SELECT max(target) FROM pinners WHERE cid = ?), ?,
            (SELECT count(*) FROM replicas r JOIN peers p ON p.node_id = r.node_id WHERE r.cid = ? AND p.state != 'dead' AND p.draining = 0), ?, ?)
          ON CONFLICT (cid) DO UPDATE SET target = excluded.target, size_bytes = coalesce(excluded.size_bytes, size_bytes),
-           live_count = excluded.live_count, pinned_by = excluded.pinned_by`,
+           live_count = excluded.live_count, pinned_by = excluded.pinned_by, cold = 0`,
         cid,
         cid,
         sizesBytes?.[i] ?? null,
@@ -219,10 +220,60 @@ export class ReplicaStore {
       .map((r) => ({ cid: r.cid, missing: r.missing, sinceMs: r.since_ms }));
   }
 
-  totals(): { pinnedChunks: number; storedBytes: number; underReplicatedChunks: number; liveReplicas: number } {
+  /**
+   * Cold tier: pinned chunks not cold, not wanted since `beforeMs` (their
+   * last lookup, else their pin time), and with no repair job — candidates
+   * to drop to R2 only.
+   */
+  coldCandidates(beforeMs: number, limit: number): string[] {
+    return this.sql
+      .exec<{ cid: string }>(
+        `SELECT cid FROM pins WHERE cold = 0 AND coalesce(last_wanted_ms, pinned_ms) < ?
+           AND NOT EXISTS (SELECT 1 FROM repair_jobs j WHERE j.cid = pins.cid) LIMIT ?`,
+        beforeMs,
+        limit,
+      )
+      .toArray()
+      .map((r) => r.cid);
+  }
+
+  /** Marks chunks cold (in R2 only): they leave the repair queue and their replicas become surplus. */
+  setCold(cids: readonly string[], beforeMs: number, nowMs: number): void {
+    if (cids.length === 0) return;
+    const json = JSON.stringify(cids);
+    // Still unwanted: a lookup may have come while R2 was asked.
+    this.sql.exec(`UPDATE pins SET cold = 1 WHERE cid IN (${CIDS_IN_JSON}) AND coalesce(last_wanted_ms, pinned_ms) < ?`, json, beforeMs);
+    this.syncQueue(cids, nowMs, json);
+  }
+
+  /**
+   * A provider lookup wants these chunks: their last-wanted time moves on
+   * (written at most once per `refreshAfterMs` per chunk, so lookups stay
+   * read-only), and cold ones become warm again — back in the repair queue,
+   * restored from R2. Returns the CIDs that were cold.
+   */
+  wanted(cids: readonly string[], nowMs: number, refreshAfterMs: number): string[] {
+    if (cids.length === 0) return [];
+    const json = JSON.stringify(cids);
+    const warmed = this.sql
+      .exec<{ cid: string }>(`SELECT cid FROM pins WHERE cid IN (${CIDS_IN_JSON}) AND cold = 1`, json)
+      .toArray()
+      .map((r) => r.cid);
+    this.sql.exec(
+      `UPDATE pins SET last_wanted_ms = ?, cold = 0 WHERE cid IN (${CIDS_IN_JSON}) AND (cold = 1 OR coalesce(last_wanted_ms, pinned_ms) < ?)`,
+      nowMs,
+      json,
+      nowMs - refreshAfterMs,
+    );
+    if (warmed.length > 0) this.syncQueue(warmed, nowMs);
+    return warmed;
+  }
+
+  totals(): { pinnedChunks: number; storedBytes: number; underReplicatedChunks: number; liveReplicas: number; coldChunks: number } {
     const pins = this.sql.exec<{ n: number; bytes: number }>(`SELECT count(*) AS n, coalesce(sum(size_bytes * live_count), 0) AS bytes FROM pins`).one();
     const queued = this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM under_replicated`).one().n;
-    return { pinnedChunks: pins.n, storedBytes: pins.bytes, underReplicatedChunks: queued, liveReplicas: this.counter(LIVE_REPLICAS) };
+    const cold = this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM pins WHERE cold = 1`).one().n;
+    return { pinnedChunks: pins.n, storedBytes: pins.bytes, underReplicatedChunks: queued, liveReplicas: this.counter(LIVE_REPLICAS), coldChunks: cold };
   }
 
   addCounter(name: string, delta: number): void {

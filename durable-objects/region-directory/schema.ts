@@ -117,6 +117,10 @@ const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE peers ADD COLUMN audits_passed INTEGER NOT NULL DEFAULT 0`,
     `ALTER TABLE peers ADD COLUMN audits_failed INTEGER NOT NULL DEFAULT 0`,
   ],
+  // 6: cold tier (issue 6 item 6, cold-tier.ts). `last_wanted_ms`: the last provider lookup of the chunk
+  // (NULL: none since it was pinned; `pinned_ms` stands in); `cold`: the chunk lives in R2 only — its
+  // effective target on peers is 0, so it is never under-replicated and its replicas are trimmed.
+  [`ALTER TABLE pins ADD COLUMN last_wanted_ms INTEGER`, `ALTER TABLE pins ADD COLUMN cold INTEGER NOT NULL DEFAULT 0`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -24,6 +24,7 @@ export function buildSummary(directory: Directory, region: string, connected: nu
     replicas: totals.liveReplicas,
     pinnedChunks: totals.pinnedChunks,
     underReplicatedChunks: totals.underReplicatedChunks,
+    coldChunks: totals.coldChunks,
     repair: repairSummary(directory),
     audits,
     r2EgressBytes: directory.replicaStore.counter(R2_EGRESS_BYTES),

@@ -21,6 +21,9 @@
  *     the counts. Until then the pair is "pending" (for a repair job's
  *     timeout) and not picked again, nor counted as a holder.
  *
+ * A cold chunk (cold-tier.ts: in R2 only) has target 0 here, so every
+ * holder is surplus and its replicas are trimmed after the same grace.
+ *
  * The scan reads the whole `pins` table once per pass (bounded by the
  * alarm's pace, at most once per `TRIM_INTERVAL_MS`); a region with
  * millions of pinned chunks would keep an over-replicated queue like the
@@ -67,9 +70,10 @@ export class Trimmer {
 
     const rows = this.opts.sql
       .exec<{ cid: string; target: number; live_count: number }>(
-        `SELECT p.cid, p.target, p.live_count FROM pins p
-         WHERE p.live_count >= p.target
-           AND (SELECT count(*) FROM replicas r JOIN peers pe ON pe.node_id = r.node_id WHERE r.cid = p.cid AND pe.state != 'dead') > p.target
+        `SELECT p.cid, CASE WHEN p.cold = 1 THEN 0 ELSE p.target END AS target, p.live_count FROM pins p
+         WHERE p.live_count >= CASE WHEN p.cold = 1 THEN 0 ELSE p.target END
+           AND (SELECT count(*) FROM replicas r JOIN peers pe ON pe.node_id = r.node_id WHERE r.cid = p.cid AND pe.state != 'dead')
+             > CASE WHEN p.cold = 1 THEN 0 ELSE p.target END
            AND NOT EXISTS (SELECT 1 FROM repair_jobs j WHERE j.cid = p.cid)
          LIMIT ?`,
         params.trimChunksPerPass,

@@ -65,6 +65,15 @@ export interface NetworkParams {
   auditTimeoutMs: number;
   /** Bytes of the random range one audit asks a holder to hash (at most 1 MiB, clamped to the chunk). */
   auditRangeBytes: number;
+  /**
+   * Cold tier (issue 6 item 6): a pinned chunk nobody asked providers for
+   * during this long, and that is in R2, drops to cold only — its peer
+   * replicas are trimmed — until a lookup wants it again, when repair
+   * restores its replicas from R2.
+   */
+  coldAfterMs: number;
+  /** Most chunks one cold-tier pass checks in R2 and moves to cold. */
+  coldChunksPerPass: number;
 }
 
 export const DEFAULT_PARAMS: NetworkParams = {
@@ -92,6 +101,8 @@ export const DEFAULT_PARAMS: NetworkParams = {
   auditsPerPeerPerPass: 2,
   auditTimeoutMs: 30_000,
   auditRangeBytes: 64 * 1024,
+  coldAfterMs: 30 * 24 * 3600_000,
+  coldChunksPerPass: 64,
 };
 
 /** Applies string overrides (from wrangler vars or a test environment) over the defaults, rejecting nonsense. */

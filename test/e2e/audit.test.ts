@@ -5,8 +5,8 @@
  * region summary of `peercloud status --json`), one holder's copy of a
  * chunk is corrupted behind its store's back. The next audit finds it: the
  * peer re-hashes, answers `corrupt` and drops the copy, the directory counts
- * a failed audit, and repair brings the chunk back to three holders; the
- * file still downloads bit-exact. Times are printed, not asserted.
+ * a failed audit, and repair brings the chunk back to three holders (with a
+ * good copy, possibly on the same peer); the file still downloads bit-exact. Times are printed, not asserted.
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -65,7 +65,9 @@ describe("audits", () => {
       expect(victim).toBeDefined();
       const startedAt = Date.now();
       await victim.corruptChunk(victimCid);
-      await waitUntil("the corrupt copy failed an audit and was dropped", 60_000, async () => ((await audits(publisher))?.failed ?? 0) > 0 && !victim.holds(victimCid));
+      // The victim drops its copy when it answers; repair may put a good one straight back on it (with 4 peers
+      // and 3 replicas it is the only other host), so the directory's count of failed audits is what is awaited.
+      await waitUntil("the corrupt copy failed an audit", 60_000, async () => ((await audits(publisher))?.failed ?? 0) > 0);
       const detectMs = Date.now() - startedAt;
       await waitUntil("the chunk is back at 3 providers", 90_000, async () => (await net.providersOf(victimCid)).length >= REPLICAS);
       const summary = await audits(publisher);
