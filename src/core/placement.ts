@@ -3,7 +3,8 @@
  * rules, as pure functions over what peers last reported.
  *
  * - Providers: live holders only (alive before suspect — a suspect peer may
- *   be gone, so it is tried last), then the least loaded (shortest queue plus
+ *   be gone, so it is tried last; a peer that failed too many audits after
+ *   the others), then the least loaded (shortest queue plus
  *   fewest active transfers, then the idlest CPU; a peer that never reported
  *   load ranks after those that did), then the most free space, then node ID
  *   so that answers are deterministic.
@@ -17,8 +18,11 @@
  *   single placement is "most free space, then least loaded", and a batch
  *   (`placeBatch`: many chunks at once, e.g. repair) also spreads the
  *   replicas in proportion to free space instead of piling every one onto
- *   the same few roomiest peers until their next status report.
+ *   the same few roomiest peers until their next status report. Peers with
+ *   a low audit reputation are worth less than any other, so they get a
+ *   replica only when nothing else can take it.
  */
+import { LOW_REPUTATION } from "./audit.js";
 import { auction, type AuctionBidder, type AuctionItem, type Benefit } from "./auction.js";
 import type { Load, PeerState } from "./messages.js";
 import { storesChunks, type Role } from "./roles.js";
@@ -30,6 +34,8 @@ export interface RankedPeer {
   state: PeerState;
   load: Load | null;
   freeBytes: number | null;
+  /** From audits (audit.ts reputationScore): 1 when never audited; below LOW_REPUTATION the peer is offered and chosen last. */
+  reputation?: number;
 }
 
 /** Work waiting on or running at a peer; Infinity when it never reported. */
@@ -58,7 +64,7 @@ function byNodeId(a: RankedPeer, b: RankedPeer): number {
 export function rankProviders<T extends RankedPeer>(holders: readonly T[], count = holders.length): T[] {
   return holders
     .filter((p) => p.state !== "dead")
-    .sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state] || byLoadAsc(a, b) || byFreeSpaceDesc(a, b) || byNodeId(a, b))
+    .sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state] || distrusted(a) - distrusted(b) || byLoadAsc(a, b) || byFreeSpaceDesc(a, b) || byNodeId(a, b))
     .slice(0, count);
 }
 
@@ -154,5 +160,12 @@ function placementValue(p: RankedPeer, maxFree: number): number {
   const work = loadScore(p.load);
   const idle = Number.isFinite(work) ? 1 / (1 + work) : 0;
   const cpu = p.load ? 1 - Math.min(1, Math.max(0, p.load.cpu)) : 0;
-  return 1 + 100 * room + 10 * idle + cpu;
+  const value = 1 + 100 * room + 10 * idle + cpu;
+  // Below every trusted peer (whose value is at least 1), still usable when nothing else is.
+  return distrusted(p) ? value / 1000 : value;
+}
+
+/** 1 for a peer that failed too many audits (ranked and chosen after the others), else 0. */
+function distrusted(p: RankedPeer): number {
+  return (p.reputation ?? 1) < LOW_REPUTATION ? 1 : 0;
 }

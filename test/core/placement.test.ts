@@ -99,3 +99,15 @@ describe("placeBatch (the auction over many chunks)", () => {
     expect(placeBatch([], [{ id: "x", count: 2 }]).get("x")).toEqual([]);
   });
 });
+
+describe("audit reputation", () => {
+  it("offers and chooses peers that failed too many audits after every other, but still uses them when nothing else can", () => {
+    const trusted = peer("t", { hostId: "h1", freeBytes: 100, load: load(3) });
+    const liar = peer("l", { hostId: "h2", freeBytes: 10_000, load: load(0), reputation: 0.2 });
+    expect(rankProviders([liar, trusted]).map((p) => p.nodeId)).toEqual(["t", "l"]);
+    expect(choosePlacement([liar, trusted], { count: 1 }).map((p) => p.nodeId)).toEqual(["t"]);
+    expect(choosePlacement([liar, trusted], { count: 2 }).map((p) => p.nodeId)).toEqual(["t", "l"]);
+    // A good record (reputation 0.9) changes nothing.
+    expect(choosePlacement([peer("g", { hostId: "h3", freeBytes: 10_000, reputation: 0.9 }), trusted], { count: 1 }).map((p) => p.nodeId)).toEqual(["g"]);
+  });
+});
