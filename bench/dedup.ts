@@ -94,7 +94,12 @@ async function main(): Promise<void> {
     const file = join(dir, "data.bin");
     await writeRandomFile(file);
     const publisher = await ChunkStore.open(join(dir, "publisher"));
-    const targets = targetsOf(new Map([["replica-1", await ChunkStore.open(join(dir, "r1"))], ["replica-2", await ChunkStore.open(join(dir, "r2"))]]));
+    const targets = targetsOf(
+      new Map([
+        ["replica-1", await ChunkStore.open(join(dir, "r1"))],
+        ["replica-2", await ChunkStore.open(join(dir, "r2"))],
+      ]),
+    );
     const put = async (): Promise<{ result: PutResult; ms: number }> => {
       const start = performance.now();
       const result = await putPath(file, { replicas: 3, chunker }, { store: publisher, convergenceSecret: secret, targets });
@@ -107,10 +112,15 @@ async function main(): Promise<void> {
 
     const a = first.result;
     const b = second.result;
-    console.log(`file ${formatBytes(sizeBytes)}; changed ${formatBytes(changedBytes)} (${pct(changedBytes, sizeBytes)}) in ${edits} edits of ${formatBytes(editBytes)}; chunks ${formatBytes(chunker.minChunkBytes)}/${formatBytes(avgChunkBytes)}/${formatBytes(chunker.maxChunkBytes)}; replicas 3 (2 peers)`);
+    console.log(
+      `file ${formatBytes(sizeBytes)}; changed ${formatBytes(changedBytes)} (${pct(changedBytes, sizeBytes)}) in ${edits} edits of ${formatBytes(editBytes)}; chunks ${formatBytes(chunker.minChunkBytes)}/${formatBytes(avgChunkBytes)}/${formatBytes(chunker.maxChunkBytes)}; replicas 3 (2 peers)`,
+    );
     console.log("");
     console.log("                 chunks  new chunks      stored (local)              sent (to replicas)        time");
-    for (const [label, r, ms] of [["first put", a, first.ms], ["second put", b, second.ms]] as const) {
+    for (const [label, r, ms] of [
+      ["first put", a, first.ms],
+      ["second put", b, second.ms],
+    ] as const) {
       console.log(
         `${label.padEnd(14)} ${String(r.chunks).padStart(8)} ${String(r.newChunks).padStart(11)}   ${formatBytes(r.storedBytes).padStart(11)} ${pct(r.storedBytes, sizeBytes).padStart(8)} of file   ${formatBytes(r.sentBytes).padStart(11)} ${pct(r.sentBytes, a.sentBytes).padStart(8)} of 1st   ${(ms / 1000).toFixed(1).padStart(5)} s`,
       );

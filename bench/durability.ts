@@ -94,7 +94,12 @@ function parseNumber(spec: Numeric, raw: string): number {
 }
 
 function parseFlags(argv: string[]): Flags {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = { json: { type: "boolean" }, quick: { type: "boolean" }, help: { type: "boolean", short: "h" }, replicas: { type: "string" } };
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    json: { type: "boolean" },
+    quick: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+    replicas: { type: "string" },
+  };
   for (const spec of NUMERIC) options[spec.flag] = { type: "string" };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -110,7 +115,8 @@ function parseFlags(argv: string[]): Flags {
   let replicationFactors = [1, 2, 3, 4, 5];
   if (typeof values.replicas === "string") {
     const parts = values.replicas.split(",");
-    if (!parts.every((s) => /^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 20)) throw new FlagError(`--replicas must be a comma-separated list of integers from 1 to 20, got ${JSON.stringify(values.replicas)}`);
+    if (!parts.every((s) => /^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 20))
+      throw new FlagError(`--replicas must be a comma-separated list of integers from 1 to 20, got ${JSON.stringify(values.replicas)}`);
     replicationFactors = [...new Set(parts.map(Number))].sort((a, b) => a - b);
   }
   if (replicationFactors[replicationFactors.length - 1] > params.peers) throw new FlagError(`--replicas ${replicationFactors.join(",")} exceeds --peers ${params.peers}`);
@@ -173,7 +179,9 @@ function renderTable(flags: Flags, rows: DurabilityRow[], elapsedMs: number): st
   const out = [
     `peercloud durability — SIMULATION (discrete-event, virtual clock, seed ${p.seed}), node ${process.version}, ${(elapsedMs / 1000).toFixed(1)} s`,
     `${p.peers} peers, ${bytes(p.peerCapacityBytes * p.fillFraction)} stored each; churn ${p.churnPerPeerPerYear}/peer/year, mean outage ${p.meanOutageMs / MINUTE_MS} min; AFR ${p.annualFailureRate}; ` +
-      (p.groupOutagesPerGroupPerYear > 0 ? `group outages ${p.groupOutagesPerGroupPerYear}/year per ${p.groupSize} hosts (mean ${p.groupMeanOutageMs / MINUTE_MS} min, ${p.groupPermanentFraction * 100} % destructive)` : "no correlated group failures"),
+      (p.groupOutagesPerGroupPerYear > 0
+        ? `group outages ${p.groupOutagesPerGroupPerYear}/year per ${p.groupSize} hosts (mean ${p.groupMeanOutageMs / MINUTE_MS} min, ${p.groupPermanentFraction * 100} % destructive)`
+        : "no correlated group failures"),
     `detector: dead after ${deadAfterMs(p.liveness) / 1000} s of silence (src/core/liveness.ts, default params); repair ${+(p.chunkBytes / 2 ** 20).toFixed(3)} MiB chunks at ${bytes(p.repairBandwidthBytesPerSec)}/s, ≤ ${p.repairConcurrency} per peer; R2 annual loss ${p.r2AnnualLossRate}`,
     `sample: ${p.files} files × ${p.chunksPerFile} chunks, ${p.years} simulated year(s); per year ${(first.permanentFailures / p.years).toFixed(0)} permanent failures, ${(first.detections / p.years).toFixed(0)} peers declared dead (${(first.transientDetections / p.years).toFixed(0)} of them only in a long transient outage)`,
     "",

@@ -259,9 +259,33 @@ async function measure() {
   const dFp = delta(c5, c6, "RegionDirectory");
   const per = (x: number, n: number) => (n > 0 ? x / n : 0);
   const calib = {
-    announce: { messages: seed.answered, msgsPerSec: per(seed.answered * 1000, seed.elapsedMs), workerdCpuUsPerMsg: usPer(cpuSeed.workerdMs, seed.answered), errors: seed.errors, wakesPerMsg: per(dSeed.messages, seed.answered), rowsReadPerMsg: per(dSeed.rowsRead, seed.answered), rowsWrittenPerMsg: per(dSeed.rowsWritten, seed.answered) },
-    reannounce: { messages: re.answered, msgsPerSec: per(re.answered * 1000, re.elapsedMs), workerdCpuUsPerMsg: usPer(cpuRe.workerdMs, re.answered), errors: re.errors, wakesPerMsg: per(dRe.messages, re.answered), rowsReadPerMsg: per(dRe.rowsRead, re.answered), rowsWrittenPerMsg: per(dRe.rowsWritten, re.answered) },
-    find_node: { messages: fn.answered, msgsPerSec: per(fn.answered * 1000, fn.elapsedMs), workerdCpuUsPerMsg: usPer(cpuFn.workerdMs, fn.answered), errors: fn.errors, wakesPerMsg: per(dFn.messages, fn.answered), rowsReadPerMsg: per(dFn.rowsRead, fn.answered), rowsWrittenPerMsg: per(dFn.rowsWritten, fn.answered) },
+    announce: {
+      messages: seed.answered,
+      msgsPerSec: per(seed.answered * 1000, seed.elapsedMs),
+      workerdCpuUsPerMsg: usPer(cpuSeed.workerdMs, seed.answered),
+      errors: seed.errors,
+      wakesPerMsg: per(dSeed.messages, seed.answered),
+      rowsReadPerMsg: per(dSeed.rowsRead, seed.answered),
+      rowsWrittenPerMsg: per(dSeed.rowsWritten, seed.answered),
+    },
+    reannounce: {
+      messages: re.answered,
+      msgsPerSec: per(re.answered * 1000, re.elapsedMs),
+      workerdCpuUsPerMsg: usPer(cpuRe.workerdMs, re.answered),
+      errors: re.errors,
+      wakesPerMsg: per(dRe.messages, re.answered),
+      rowsReadPerMsg: per(dRe.rowsRead, re.answered),
+      rowsWrittenPerMsg: per(dRe.rowsWritten, re.answered),
+    },
+    find_node: {
+      messages: fn.answered,
+      msgsPerSec: per(fn.answered * 1000, fn.elapsedMs),
+      workerdCpuUsPerMsg: usPer(cpuFn.workerdMs, fn.answered),
+      errors: fn.errors,
+      wakesPerMsg: per(dFn.messages, fn.answered),
+      rowsReadPerMsg: per(dFn.rowsRead, fn.answered),
+      rowsWrittenPerMsg: per(dFn.rowsWritten, fn.answered),
+    },
     status: {
       messages: st.answered,
       /** status + find_node pairs: both messages count. */
@@ -273,7 +297,15 @@ async function measure() {
       rowsReadPerMsg: per(dSt.rowsRead - per(dFn.rowsRead, fn.answered) * st.answered, st.answered),
       rowsWrittenPerMsg: per(dSt.rowsWritten - per(dFn.rowsWritten, fn.answered) * st.answered, st.answered),
     },
-    find_providers: { messages: fp.answered, msgsPerSec: per(fp.answered * 1000, fp.elapsedMs), workerdCpuUsPerMsg: usPer(cpuFp.workerdMs, fp.answered), errors: fp.errors, wakesPerMsg: per(dFp.messages, fp.answered), rowsReadPerMsg: per(dFp.rowsRead, fp.answered), rowsWrittenPerMsg: per(dFp.rowsWritten, fp.answered) },
+    find_providers: {
+      messages: fp.answered,
+      msgsPerSec: per(fp.answered * 1000, fp.elapsedMs),
+      workerdCpuUsPerMsg: usPer(cpuFp.workerdMs, fp.answered),
+      errors: fp.errors,
+      wakesPerMsg: per(dFp.messages, fp.answered),
+      rowsReadPerMsg: per(dFp.rowsRead, fp.answered),
+      rowsWrittenPerMsg: per(dFp.rowsWritten, fp.answered),
+    },
   };
   const dBoot = delta(c0, c1, "RegionDirectory");
   const dConnDir = delta(c1, c2, "RegionDirectory");
@@ -383,9 +415,8 @@ async function measure() {
   const steadyGuard = delta(cSteady0, cSteady1, "ReplayGuard");
   const cEnd = cSteady1;
   const summary = await fetch(new URL("/v1/admin/regions", rt.edgeUrl), { headers: { authorization: `Bearer ${rt.adminSecret}` } })
-    .then(async (r) => (r.ok ? ((await r.json()) as { regions: { name: string; live: unknown }[] }).regions.find((x) => x.name === REGION)?.live ?? null : null))
+    .then(async (r) => (r.ok ? (((await r.json()) as { regions: { name: string; live: unknown }[] }).regions.find((x) => x.name === REGION)?.live ?? null) : null))
     .catch(() => null);
-
 
   // -- derived figures -------------------------------------------------------
   const runHours = (performance.now() - tRun) / 3_600_000;
@@ -451,7 +482,17 @@ async function measure() {
   const rssPerRegisteredPeerBytes = per(rssBootstrappedBytes - rssIdleBytes, boot.peers.length);
 
   const result = {
-    config: { stateDir: STATE_PARENT_DIR, peers: PEERS, durationMs: DURATION_MS, pacedMs: PACED_MS, window: WINDOW, echoSockets: ECHO_SOCKETS, region: REGION, compatibilityDate: rt.compatibilityDate, node: process.version },
+    config: {
+      stateDir: STATE_PARENT_DIR,
+      peers: PEERS,
+      durationMs: DURATION_MS,
+      pacedMs: PACED_MS,
+      window: WINDOW,
+      echoSockets: ECHO_SOCKETS,
+      region: REGION,
+      compatibilityDate: rt.compatibilityDate,
+      node: process.version,
+    },
     params: intervals,
     join: {
       bootstrapped: boot.peers.length,

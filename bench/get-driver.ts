@@ -50,6 +50,4 @@ await store.close();
 
 const status = await readFile("/proc/self/status", "utf8").catch(() => "");
 const hwmKib = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-process.stdout.write(
-  JSON.stringify({ bytes, ms, maxRssBytes: process.resourceUsage().maxRSS * 1024, vmHwmBytes: Number.isFinite(hwmKib) ? hwmKib * 1024 : null }) + "\n",
-);
+process.stdout.write(JSON.stringify({ bytes, ms, maxRssBytes: process.resourceUsage().maxRSS * 1024, vmHwmBytes: Number.isFinite(hwmKib) ? hwmKib * 1024 : null }) + "\n");

@@ -120,7 +120,7 @@ async function randomFile(path: string, sizeBytes: number): Promise<void> {
   const handle = await open(path, "w");
   try {
     const piece = Buffer.allocUnsafe(8 * MiB);
-    for (let done = 0; done < sizeBytes; ) {
+    for (let done = 0; done < sizeBytes;) {
       const n = Math.min(piece.length, sizeBytes - done);
       randomFillSync(piece, 0, n);
       await handle.write(piece, 0, n);
@@ -245,7 +245,10 @@ async function benchIngest(): Promise<{ variants: IngestVariant[]; lastStore: Ch
   const workerStartMs = performance.now() - poolStarted;
 
   const parents: { label: string; dir: string }[] = [{ label: "store on disk", dir: work }];
-  const shm = await stat("/dev/shm").then((s) => s.isDirectory(), () => false);
+  const shm = await stat("/dev/shm").then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (shm) parents.push({ label: "store on tmpfs", dir: await tempDir("/dev/shm", "ingest") });
 
   // A warm-up put (the first one pays JIT and page-cache start-up), not counted.
@@ -360,7 +363,10 @@ async function benchTransfer(storeDir: string): Promise<{ gbps: number[]; baseli
     transfer: new TransferClient({ secretKey: peer.secretKey, certificate }),
     static: new TransferClient({ secretKey: peer.secretKey, certificate }),
   };
-  cleanups.push(() => clients.transfer.close(), () => clients.static.close());
+  cleanups.push(
+    () => clients.transfer.close(),
+    () => clients.static.close(),
+  );
 
   // Correctness first (outside timing): both serve the same bytes, which hash to their CID.
   for (const cid of cids.slice(0, 8)) {
@@ -477,8 +483,22 @@ async function main(): Promise<void> {
     });
     report.ingest = { sizeBytes: ingestBytes, sealWorkers: ingest.workersReady, sealWorkerStartMs: ingest.workerStartMs, target: TARGETS.ingestRatio, variants };
     for (const v of variants) {
-      rows.push([`ingest, ${v.label} (${ingestBytes / MiB} MiB)`, `${v.mbps.toFixed(0)} MB/s`, `${v.baselineMBps.toFixed(0)} MB/s`, v.ratio.toFixed(2), `≥ ${TARGETS.ingestRatio}`, v.ratio >= TARGETS.ingestRatio ? "met" : "NOT met"]);
-      rows.push([`  CPU per byte, all threads (ratio if ${machine.availableParallelism} cores were free)`, `${v.cpuNsPerByte.toFixed(2)} ns/B`, `${v.baselineCpuNsPerByte.toFixed(2)} ns/B`, v.idleMachineRatioCeiling.toFixed(2), "", ""]);
+      rows.push([
+        `ingest, ${v.label} (${ingestBytes / MiB} MiB)`,
+        `${v.mbps.toFixed(0)} MB/s`,
+        `${v.baselineMBps.toFixed(0)} MB/s`,
+        v.ratio.toFixed(2),
+        `≥ ${TARGETS.ingestRatio}`,
+        v.ratio >= TARGETS.ingestRatio ? "met" : "NOT met",
+      ]);
+      rows.push([
+        `  CPU per byte, all threads (ratio if ${machine.availableParallelism} cores were free)`,
+        `${v.cpuNsPerByte.toFixed(2)} ns/B`,
+        `${v.baselineCpuNsPerByte.toFixed(2)} ns/B`,
+        v.idleMachineRatioCeiling.toFixed(2),
+        "",
+        "",
+      ]);
       rows.push([`  disk: sequential write + fdatasync, same bytes`, "", `${v.diskWriteMBps.toFixed(0)} MB/s`, (v.mbps / v.diskWriteMBps).toFixed(2), "", ""]);
       rows.push([`  disk: same bytes as chunk-sized files, write + fsync each`, "", `${v.diskChunkFilesMBps.toFixed(0)} MB/s`, (v.mbps / v.diskChunkFilesMBps).toFixed(2), "", ""]);
     }
@@ -489,8 +509,25 @@ async function main(): Promise<void> {
     const gbps = median(transfer.gbps);
     const baselineGbps = median(transfer.baselineGbps);
     const ratio = gbps / baselineGbps;
-    report.transfer = { bytes: transfer.bytes, chunks: transfer.chunks, concurrency: TRANSFER_CONCURRENCY, gbps, baselineGbps, ratio, target: TARGETS.transferRatio, runsGbps: transfer.gbps, runsBaselineGbps: transfer.baselineGbps };
-    rows.push([`transfer, loopback (${(transfer.bytes / MiB).toFixed(0)} MiB, ${transfer.chunks} chunks, ${TRANSFER_CONCURRENCY} in flight)`, `${gbps.toFixed(2)} GB/s`, `${baselineGbps.toFixed(2)} GB/s`, ratio.toFixed(2), `≥ ${TARGETS.transferRatio}`, ratio >= TARGETS.transferRatio ? "met" : "NOT met"]);
+    report.transfer = {
+      bytes: transfer.bytes,
+      chunks: transfer.chunks,
+      concurrency: TRANSFER_CONCURRENCY,
+      gbps,
+      baselineGbps,
+      ratio,
+      target: TARGETS.transferRatio,
+      runsGbps: transfer.gbps,
+      runsBaselineGbps: transfer.baselineGbps,
+    };
+    rows.push([
+      `transfer, loopback (${(transfer.bytes / MiB).toFixed(0)} MiB, ${transfer.chunks} chunks, ${TRANSFER_CONCURRENCY} in flight)`,
+      `${gbps.toFixed(2)} GB/s`,
+      `${baselineGbps.toFixed(2)} GB/s`,
+      ratio.toFixed(2),
+      `≥ ${TARGETS.transferRatio}`,
+      ratio >= TARGETS.transferRatio ? "met" : "NOT met",
+    ]);
   }
 
   if (only.has("get")) {
@@ -507,7 +544,14 @@ async function main(): Promise<void> {
       putMBps,
       target: TARGETS.getRssMB,
     };
-    rows.push([`get peak RSS, separate process (${getBytes / MiB} MiB file)`, `${rssMB.toFixed(0)} MB`, `${idleMB.toFixed(0)} MB idle`, "", `≤ ${TARGETS.getRssMB} MB`, rssMB <= TARGETS.getRssMB ? "met" : "NOT met"]);
+    rows.push([
+      `get peak RSS, separate process (${getBytes / MiB} MiB file)`,
+      `${rssMB.toFixed(0)} MB`,
+      `${idleMB.toFixed(0)} MB idle`,
+      "",
+      `≤ ${TARGETS.getRssMB} MB`,
+      rssMB <= TARGETS.getRssMB ? "met" : "NOT met",
+    ]);
   }
 
   if (json) {

@@ -120,7 +120,9 @@ async function bench(flags: SourcesFlags, runId: number): Promise<number> {
   }
   const off = linkCheck.filter((m) => Math.abs(m.ratio - 1) > DEFAULT_TOLERANCE);
   if (off.length) {
-    log(`refusing to run: the link check is off by more than ${DEFAULT_TOLERANCE * 100} % (${off.map((m) => `${m.from} → ${m.to}`).join(", ")}); the shaping is not what the ideal assumes (or the machine is too loaded)`);
+    log(
+      `refusing to run: the link check is off by more than ${DEFAULT_TOLERANCE * 100} % (${off.map((m) => `${m.from} → ${m.to}`).join(", ")}); the shaping is not what the ideal assumes (or the machine is too loaded)`,
+    );
     return 1;
   }
 
@@ -153,7 +155,12 @@ async function bench(flags: SourcesFlags, runId: number): Promise<number> {
         name: `publish-${index}`,
         ns: pub.ns,
         command: process.execPath,
-        args: ["--import", "tsx", join(REPO_ROOT, "bench", "sources", "publish.ts"), JSON.stringify({ home: net.publisher.home, file, sources: sources.map((s) => s.nodeId), timeoutMs: PUBLISH_ANNOUNCE_TIMEOUT_MS })],
+        args: [
+          "--import",
+          "tsx",
+          join(REPO_ROOT, "bench", "sources", "publish.ts"),
+          JSON.stringify({ home: net.publisher.home, file, sources: sources.map((s) => s.nodeId), timeoutMs: PUBLISH_ANNOUNCE_TIMEOUT_MS }),
+        ],
         logDir,
       },
       PEER_TIMEOUTS.commandMs + PUBLISH_ANNOUNCE_TIMEOUT_MS,

@@ -42,16 +42,17 @@ export class ReplayGuard extends DurableObject<Env> {
     if (expiresAtMs <= now) return false; // already expired: nothing to remember, and nothing valid to protect
     const sql = this.ctx.storage.sql;
     // Insert, or take over an expired claim; RETURNING yields a row only when this call won.
-    const won = sql
-      .exec(
-        `INSERT INTO claims (key, expires_ms) VALUES (?, ?)
+    const won =
+      sql
+        .exec(
+          `INSERT INTO claims (key, expires_ms) VALUES (?, ?)
          ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms WHERE claims.expires_ms <= ?
          RETURNING key`,
-        key,
-        expiresAtMs,
-        now,
-      )
-      .toArray().length === 1;
+          key,
+          expiresAtMs,
+          now,
+        )
+        .toArray().length === 1;
     if (won) {
       const alarmMs = await this.ctx.storage.getAlarm();
       if (alarmMs === null || alarmMs > expiresAtMs) await this.ctx.storage.setAlarm(expiresAtMs);

@@ -41,7 +41,13 @@ const createTokenSchema = v.strictObject({
   label: v.pipe(v.string(), v.trim(), v.minLength(1, "label must not be empty"), v.maxLength(64)),
   ttlSeconds: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(60), v.maxValue(MAX_JOIN_TOKEN_TTL_SECONDS)))),
   roles: v.optional(roleListSchema),
-  regions: v.optional(v.pipe(v.array(regionSchema), v.maxLength(MAX_TOKEN_REGIONS), v.check((r) => new Set(r).size === r.length, "regions must not repeat"))),
+  regions: v.optional(
+    v.pipe(
+      v.array(regionSchema),
+      v.maxLength(MAX_TOKEN_REGIONS),
+      v.check((r) => new Set(r).size === r.length, "regions must not repeat"),
+    ),
+  ),
 });
 
 export const admin = new Hono<AppEnv>();
@@ -114,10 +120,7 @@ admin.get("/admin/regions", async (c) => {
   const regions = Object.entries(regionConfig(c.env).regions);
   const reports = await Promise.all(
     regions.map(async ([name, locationHint]): Promise<RegionReport> => {
-      const [snapshot, live] = await Promise.allSettled([
-        c.env.DASHBOARD.get(`region:${name}`, "json") as Promise<RegionSummary | null>,
-        regionStub(c.env, name).summary(),
-      ]);
+      const [snapshot, live] = await Promise.allSettled([c.env.DASHBOARD.get(`region:${name}`, "json") as Promise<RegionSummary | null>, regionStub(c.env, name).summary()]);
       const report: RegionReport = {
         name,
         locationHint,

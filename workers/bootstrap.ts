@@ -116,11 +116,7 @@ bootstrap.post("/certificates/renew", async (c) => {
   }
   await claimOnce(c, certificate.nodeId, nonce, timestampMs);
   await requireLivePeer(c, certificate);
-  const issued: RenewResponse = await issueFor(
-    c,
-    { nodeId: certificate.nodeId, publicKey: certificate.publicKey, region: certificate.region, roles: certificate.roles },
-    nowMs,
-  );
+  const issued: RenewResponse = await issueFor(c, { nodeId: certificate.nodeId, publicKey: certificate.publicKey, region: certificate.region, roles: certificate.roles }, nowMs);
   // The directory keeps each peer's certificate expiry; record the new one. The certificate is valid
   // whether or not this bookkeeping succeeds, so a failing directory is logged, not the peer's problem.
   try {

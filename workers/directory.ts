@@ -14,16 +14,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { isCid, parseCid } from "../src/core/cid.js";
 import { ValidationError } from "../src/core/errors.js";
-import {
-  batchProviderCount,
-  MAX_PROVIDER_BATCH_CIDS,
-  MAX_SIGNAL_PAYLOAD_CHARS,
-  nodeIdSchema,
-  pinMessage,
-  placeMessage,
-  signalMessage,
-  type ProviderInfo,
-} from "../src/core/messages.js";
+import { batchProviderCount, MAX_PROVIDER_BATCH_CIDS, MAX_SIGNAL_PAYLOAD_CHARS, nodeIdSchema, pinMessage, placeMessage, signalMessage, type ProviderInfo } from "../src/core/messages.js";
 import { bodyDigestHex } from "../src/core/signed-request.js";
 import type { Role } from "../src/core/roles.js";
 import { parseWith } from "../src/core/validate.js";

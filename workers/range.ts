@@ -15,10 +15,7 @@
  *
  * An empty chunk has no byte to range over: any Range is ignored (200).
  */
-export type RangeDecision =
-  | { kind: "full" }
-  | { kind: "unsatisfiable" }
-  | { kind: "partial"; offset: number; length: number };
+export type RangeDecision = { kind: "full" } | { kind: "unsatisfiable" } | { kind: "partial"; offset: number; length: number };
 
 const BYTES_RANGE = /^\s*bytes\s*=\s*(.*)$/i;
 const INT_RANGE = /^(\d+)\s*-\s*(\d*)$/;
@@ -28,7 +25,10 @@ export function decideRange(header: string | null | undefined, sizeBytes: number
   if (!header || sizeBytes === 0) return { kind: "full" };
   const unit = BYTES_RANGE.exec(header);
   if (!unit) return { kind: "full" };
-  const specs = unit[1].split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  const specs = unit[1]
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (specs.length !== 1) return { kind: "full" };
   const spec = specs[0];
 

@@ -131,8 +131,7 @@ export function monthlyBill(peers: number, m: MeasuredRates, iv: Intervals, a: A
     renewals * 2 +
     alarms;
   const rowsRead =
-    peers * (statusPerPeerHour * m.rowsReadPerStatus + a.announcesPerPeerHour * m.rowsReadPerAnnounce + a.lookupsPerPeerHour * m.rowsReadPerLookup) * H +
-    reannouncedCids * m.rowsReadPerReannouncedCid;
+    peers * (statusPerPeerHour * m.rowsReadPerStatus + a.announcesPerPeerHour * m.rowsReadPerAnnounce + a.lookupsPerPeerHour * m.rowsReadPerLookup) * H + reannouncedCids * m.rowsReadPerReannouncedCid;
   const storageGb = (peers * m.dbBytesPerPeer + peers * a.chunksPerPeer * m.dbBytesPerReplica) / 1e9;
   const P = PRICES;
   const lines: CostLine[] = [
@@ -212,7 +211,14 @@ export function r2PerTib(chunkBytes: number, fallbackReadsPerMonthTib: number): 
   const objects = 1024 ** 4 / chunkBytes;
   const reads = (fallbackReadsPerMonthTib * 1024 ** 4) / chunkBytes;
   return [
-    { item: "R2 storage", quantity: gb, unit: "GB-month", formula: "1 TiB", included: PRICES.r2Storage.includedGbMonth, usd: billed(gb, PRICES.r2Storage.includedGbMonth, PRICES.r2Storage.usdPerGbMonth) },
+    {
+      item: "R2 storage",
+      quantity: gb,
+      unit: "GB-month",
+      formula: "1 TiB",
+      included: PRICES.r2Storage.includedGbMonth,
+      usd: billed(gb, PRICES.r2Storage.includedGbMonth, PRICES.r2Storage.usdPerGbMonth),
+    },
     {
       item: "R2 Class A (PUT, once)",
       quantity: objects,

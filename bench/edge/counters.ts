@@ -5,7 +5,6 @@
  */
 import type { Counters, ObjectCounters } from "./runtime.js";
 
-
 const ZERO: ObjectCounters = { constructed: 0, handlers: {}, rpc: {}, rowsRead: 0, rowsWritten: 0, setAlarm: 0, databaseBytes: 0 };
 
 export interface Delta {
@@ -37,4 +36,3 @@ export function delta(before: Counters, after: Counters, cls: string): Delta {
     databaseBytes: (a.databaseBytes ?? 0) - (b.databaseBytes ?? 0),
   };
 }
-

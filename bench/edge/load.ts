@@ -266,10 +266,7 @@ export async function probeLatency(sockets: readonly PeerSocket[], cids: CidPool
         const t0 = performance.now();
         let timer: NodeJS.Timeout | undefined;
         try {
-          const answer = await Promise.race([
-            socket.request(id, frame),
-            new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), timeoutMs))),
-          ]);
+          const answer = await Promise.race([socket.request(id, frame), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), timeoutMs)))]);
           const ms = performance.now() - t0;
           if (answer.type === "error") out.errors++;
           else out[kind].push(ms);

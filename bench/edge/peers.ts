@@ -93,14 +93,7 @@ export interface BootstrapResult {
 }
 
 /** Bootstraps `count` peers, `concurrency` at a time; failures are counted by their first line, not thrown. */
-export async function bootstrapPeers(
-  edgeUrl: URL,
-  joinToken: string,
-  region: string,
-  count: number,
-  concurrency: number,
-  progress: (done: number) => void,
-): Promise<BootstrapResult> {
+export async function bootstrapPeers(edgeUrl: URL, joinToken: string, region: string, count: number, concurrency: number, progress: (done: number) => void): Promise<BootstrapResult> {
   const t0 = performance.now();
   let done = 0;
   const retries = { count: 0 };
@@ -135,13 +128,7 @@ function collect<T>(results: (T | Error)[], t0: number): { peers: T[]; failures:
 }
 
 /** Opens each peer's signed WebSocket to its region directory. */
-export async function connectPeers(
-  edgeUrl: URL,
-  peers: readonly JoinedPeer[],
-  totals: SocketTotals,
-  concurrency: number,
-  progress: (done: number) => void,
-): Promise<ConnectResult> {
+export async function connectPeers(edgeUrl: URL, peers: readonly JoinedPeer[], totals: SocketTotals, concurrency: number, progress: (done: number) => void): Promise<ConnectResult> {
   const t0 = performance.now();
   let done = 0;
   const wsOrigin = edgeUrl.origin.replace(/^http/, "ws");

@@ -57,7 +57,11 @@ export function renderText(r: BenchResult): string {
         `${num(sat.workerdCores, 2)} / ${num(sat.nodeCores, 2)} / ${num(sat.otherProcessesCores, 2)}`,
         `of ${cores} cores; "others" is unrelated load on this machine`,
       ],
-      [`paced at ${num(t.pacedMsgsPerSec.target)}/s for ${r.config.pacedMs / 1000} s`, num(r.paced.msgsPerSec), `${verdict(t.pacedMsgsPerSec.pass, "keeps up")}${r.paced.lost ? ` lost ${r.paced.lost}` : ""} ${errs(r.paced.errors)}`],
+      [
+        `paced at ${num(t.pacedMsgsPerSec.target)}/s for ${r.config.pacedMs / 1000} s`,
+        num(r.paced.msgsPerSec),
+        `${verdict(t.pacedMsgsPerSec.pass, "keeps up")}${r.paced.lost ? ` lost ${r.paced.lost}` : ""} ${errs(r.paced.errors)}`,
+      ],
     ]),
   );
   const paced = num(t.pacedMsgsPerSec.target);
@@ -75,7 +79,11 @@ export function renderText(r: BenchResult): string {
   out.push(
     section("memory (workerd RSS, sum over its processes)", [
       ["idle", mib(m.workerdRssIdleBytes)],
-      [`after ${num(r.join.bootstrapped)} registrations`, mib(m.workerdRssBootstrappedBytes), `${num(m.rssPerRegisteredPeerBytes / 1024, 1)} KiB per peer, incl. ${num(m.replayGuardObjects)} ReplayGuard shards`],
+      [
+        `after ${num(r.join.bootstrapped)} registrations`,
+        mib(m.workerdRssBootstrappedBytes),
+        `${num(m.rssPerRegisteredPeerBytes / 1024, 1)} KiB per peer, incl. ${num(m.replayGuardObjects)} ReplayGuard shards`,
+      ],
       [`after ${num(r.join.connected)} sockets`, mib(m.workerdRssConnectedBytes), `${num(m.rssPerSocketBytes / 1024, 1)} KiB per socket`],
       [`with ${num(r.echo.connected)} echo sockets too`, mib(m.workerdRssEchoConnectedBytes), `${num(m.rssPerEchoSocketBytes / 1024, 1)} KiB per echo socket`],
       ["after the load (echo sockets closed)", mib(m.workerdRssAfterLoadBytes)],
@@ -103,7 +111,11 @@ export function renderText(r: BenchResult): string {
       ["echo: pings / pongs / wake-ups", `${num(r.echo.pings.sent)} / ${num(r.echo.pings.pongs)} / ${num(r.echo.pings.wakes)}`, ""],
       [`pings per peer-hour (every ${r.params.heartbeatIntervalMs / 1000} s)`, num(w.pingsPerPeerHour), `→ ${num(w.perPeerHourFromPings, 2)} wakes`],
       [`status reports per peer-hour (every ${r.params.statusIntervalMs / 1000} s)`, num(w.statusPerPeerHour), `→ ${num(w.perPeerHourFromStatus, 2)} wakes`],
-      [`alarms per object-hour (${num(s.alarms)} in ${num(s.seconds)} s of steady state)`, num(w.alarmsPerObjectHour, 1), `→ ${num(w.perPeerHourFromAlarms, 4)} wakes per peer-hour at ${num(r.join.connected)} peers`],
+      [
+        `alarms per object-hour (${num(s.alarms)} in ${num(s.seconds)} s of steady state)`,
+        num(w.alarmsPerObjectHour, 1),
+        `→ ${num(w.perPeerHourFromAlarms, 4)} wakes per peer-hour at ${num(r.join.connected)} peers`,
+      ],
       ["wake-ups per peer per hour, steady state (from the rates above)", num(w.perPeerHourProtocol, 2), "(+ announcements and lookups as the peer's usage makes them)"],
       [
         `measured in ${num(s.seconds)} s of steady state`,
@@ -139,10 +151,14 @@ export function renderText(r: BenchResult): string {
     ]),
   );
   if (echo.nodeCores > 0.8) {
-    out.push(`note: the client itself used ${num(echo.nodeCores, 2)} cores during the echo run: the echo baseline is partly the client's limit, so it understates workerd and the directory / echo ratio is an upper bound.`);
+    out.push(
+      `note: the client itself used ${num(echo.nodeCores, 2)} cores during the echo run: the echo baseline is partly the client's limit, so it understates workerd and the directory / echo ratio is an upper bound.`,
+    );
   }
   if (sat.otherProcessesCores > 0.25 || echo.otherProcessesCores > 0.25) {
-    out.push(`note: other processes used ${num(sat.otherProcessesCores, 2)} (directory run) and ${num(echo.otherProcessesCores, 2)} (echo run) of ${cores} cores; rates measured under such load are depressed by it.`);
+    out.push(
+      `note: other processes used ${num(sat.otherProcessesCores, 2)} (directory run) and ${num(echo.otherProcessesCores, 2)} (echo run) of ${cores} cores; rates measured under such load are depressed by it.`,
+    );
   }
   const unmatched = r.socketErrors.unmatchedErrors;
   if (Object.keys(unmatched).length || r.socketErrors.unexpectedCloses) {

@@ -70,7 +70,8 @@ export function parseSourcesFlags(argv: string[]): SourcesFlags {
   if (parts.length < 2 || parts.length > MAX_SOURCES) throw new FlagError(`--source-rates needs 2 to ${MAX_SOURCES} comma-separated rates, got ${parts.length}`);
   const sourceRatesMbit = parts.map((p, i) => rate(p, `--source-rates value ${i + 1}`));
   const linkCheckSeconds = Number(str("link-check-s"));
-  if (!Number.isFinite(linkCheckSeconds) || linkCheckSeconds < 0.5 || linkCheckSeconds > 60) throw new FlagError(`--link-check-s must be a number of seconds from 0.5 to 60, got ${JSON.stringify(str("link-check-s"))}`);
+  if (!Number.isFinite(linkCheckSeconds) || linkCheckSeconds < 0.5 || linkCheckSeconds > 60)
+    throw new FlagError(`--link-check-s must be a number of seconds from 0.5 to 60, got ${JSON.stringify(str("link-check-s"))}`);
   const flags: SourcesFlags = {
     sourceRatesMbit,
     downMbit: rate(str("down-mbit"), "--down-mbit"),
@@ -83,7 +84,8 @@ export function parseSourcesFlags(argv: string[]): SourcesFlags {
     help: values.help === true,
   };
   const total = sourceRatesMbit.reduce((a, b) => a + b, 0);
-  if (total >= LINK_BOUND_CAPACITY_MBIT) throw new FlagError(`the sources' total upload ${total} Mbit/s is not under ${LINK_BOUND_CAPACITY_MBIT} Mbit/s: on 2 cores the run would be CPU-bound, not link-bound`);
+  if (total >= LINK_BOUND_CAPACITY_MBIT)
+    throw new FlagError(`the sources' total upload ${total} Mbit/s is not under ${LINK_BOUND_CAPACITY_MBIT} Mbit/s: on 2 cores the run would be CPU-bound, not link-bound`);
   return flags;
 }
 

@@ -21,7 +21,15 @@ export interface SourcesNetwork {
   downloader: PeerNode;
 }
 
-export async function startSourcesNetwork(options: { origin: Host; pub: Host; sources: Host[]; downloader: Host; homesDir: string; logDir: string; log: (line: string) => void }): Promise<SourcesNetwork> {
+export async function startSourcesNetwork(options: {
+  origin: Host;
+  pub: Host;
+  sources: Host[];
+  downloader: Host;
+  homesDir: string;
+  logDir: string;
+  log: (line: string) => void;
+}): Promise<SourcesNetwork> {
   const net = await startPeercloudNetwork({ origin: options.origin, pub: options.pub, downloaders: options.sources, homesDir: options.homesDir, logDir: options.logDir, log: options.log });
   // The edge printed its URL and a join token once; read that line again for the downloader.
   const { edgeUrl, joinToken } = await net.edge.waitForJson<{ edgeUrl: string; joinToken: string }>("stdout", (v) => typeof v.edgeUrl === "string", 1000, "its edge URL");

@@ -153,8 +153,18 @@ export function checksOf(ratioToIdeal: number, sources: SourceRow[], publisherTx
   const fastestOverSlowest = slowest.bytesSent > 0 ? fastest.bytesSent / slowest.bytesSent : Infinity;
   const publisherShare = publisherTxBytes / fileBytes;
   return [
-    { name: `slowest source (${slowest.name}) share of bytes / share of rate`, value: slowestOverRate, limit: `< ${CHECKS.slowestShareOverRateMax}`, pass: slowestOverRate < CHECKS.slowestShareOverRateMax },
-    { name: `fastest (${fastest.name}) bytes / slowest (${slowest.name}) bytes`, value: fastestOverSlowest, limit: `> ${CHECKS.fastestOverSlowestMin}`, pass: fastestOverSlowest > CHECKS.fastestOverSlowestMin },
+    {
+      name: `slowest source (${slowest.name}) share of bytes / share of rate`,
+      value: slowestOverRate,
+      limit: `< ${CHECKS.slowestShareOverRateMax}`,
+      pass: slowestOverRate < CHECKS.slowestShareOverRateMax,
+    },
+    {
+      name: `fastest (${fastest.name}) bytes / slowest (${slowest.name}) bytes`,
+      value: fastestOverSlowest,
+      limit: `> ${CHECKS.fastestOverSlowestMin}`,
+      pass: fastestOverSlowest > CHECKS.fastestOverSlowestMin,
+    },
     { name: "completion / ideal", value: ratioToIdeal, limit: `≤ ${CHECKS.ratioToIdealMax}`, pass: ratioToIdeal <= CHECKS.ratioToIdealMax },
     { name: "publisher bytes sent / F (stopped after the put)", value: publisherShare, limit: `< ${CHECKS.publisherShareMax}`, pass: publisherShare < CHECKS.publisherShareMax },
   ];

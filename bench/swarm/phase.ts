@@ -102,7 +102,6 @@ export class BitExactError extends PhaseError {
 
 const wallMs = () => performance.timeOrigin + performance.now();
 
-
 /** Reads the origin hosts' tx counters once a second (a read still running skips a tick rather than piling up). */
 class OriginUploadSampler {
   private readonly samples: { atMs: number; txBytes: number }[] = [];

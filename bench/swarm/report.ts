@@ -219,7 +219,12 @@ export function renderText(r: Report): string {
   out.push(...table(peerRows, ["l", ...systems.flatMap(() => ["r", "r", "r", "r"] as const)]));
   out.push("");
   out.push("origin upload over time (median run; % of its line's payload rate, mean of each 5 s):");
-  for (const s of systems) out.push(`  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.originUploadBySecond).map((v) => String(Math.round(v * 100)).padStart(3)).join(" ")}`);
+  for (const s of systems)
+    out.push(
+      `  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.originUploadBySecond)
+        .map((v) => String(Math.round(v * 100)).padStart(3))
+        .join(" ")}`,
+    );
   out.push("");
   if (r.cliStartupSeconds !== null)
     out.push(

@@ -153,13 +153,7 @@ export class Auditor {
     const { sql } = this.opts;
     const answer = result.ok ? result.proof : `!${result.code}`;
     const updated = sql
-      .exec<{ job_id: string }>(
-        `UPDATE audits SET answer = ? WHERE job_id = ? AND node_id = ? AND cid = ? AND answer IS NULL RETURNING job_id`,
-        answer,
-        result.jobId,
-        sender.nodeId,
-        result.cid,
-      )
+      .exec<{ job_id: string }>(`UPDATE audits SET answer = ? WHERE job_id = ? AND node_id = ? AND cid = ? AND answer IS NULL RETURNING job_id`, answer, result.jobId, sender.nodeId, result.cid)
       .toArray();
     if (updated.length === 0) return null;
     const open = sql.exec<{ n: number }>(`SELECT count(*) AS n FROM audits WHERE job_id = ? AND answer IS NULL`, result.jobId).one().n;
@@ -184,12 +178,7 @@ export class Auditor {
   }
 
   private judgeDue(nowMs: number): AuditVerdict[] {
-    const due = this.opts.sql
-      .exec<{ job_id: string }>(
-        `SELECT job_id FROM audits GROUP BY job_id HAVING min(deadline_ms) <= ? OR sum(answer IS NULL) = 0`,
-        nowMs,
-      )
-      .toArray();
+    const due = this.opts.sql.exec<{ job_id: string }>(`SELECT job_id FROM audits GROUP BY job_id HAVING min(deadline_ms) <= ? OR sum(answer IS NULL) = 0`, nowMs).toArray();
     return due.flatMap((r) => this.judge(r.job_id));
   }
 
@@ -294,8 +283,6 @@ export class Auditor {
   }
 
   private nextSequence(): number {
-    return this.opts.sql
-      .exec<{ value: number }>(`INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, AUDIT_SEQUENCE)
-      .one().value;
+    return this.opts.sql.exec<{ value: number }>(`INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, AUDIT_SEQUENCE).one().value;
   }
 }

@@ -262,9 +262,7 @@ export class Directory {
         nodeId,
       )
       .one();
-    const repairsRunning = this.opts.sql
-      .exec<{ n: number }>(`SELECT count(*) AS n FROM repair_jobs WHERE state = 'running' AND cid IN (SELECT cid FROM replicas WHERE node_id = ?)`, nodeId)
-      .one().n;
+    const repairsRunning = this.opts.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM repair_jobs WHERE state = 'running' AND cid IN (SELECT cid FROM replicas WHERE node_id = ?)`, nodeId).one().n;
     return {
       nodeId,
       draining: rec.draining === true,

@@ -112,10 +112,7 @@ export class RepairJobs {
 
   /** Jobs in a state, most endangered chunk first (most missing, then oldest). */
   list(state: RepairJobState, limit: number): RepairJob[] {
-    return this.sql
-      .exec<JobRow>(`SELECT * FROM repair_jobs WHERE state = ? ORDER BY missing DESC, created_ms, job_id LIMIT ?`, state, limit)
-      .toArray()
-      .map(fromRow);
+    return this.sql.exec<JobRow>(`SELECT * FROM repair_jobs WHERE state = ? ORDER BY missing DESC, created_ms, job_id LIMIT ?`, state, limit).toArray().map(fromRow);
   }
 
   /** Every job of a chunk (a chunk short of n replicas may have up to n). */
@@ -166,9 +163,7 @@ export class RepairJobs {
 
   /** Plans a queued job; returns its id. */
   plan(cid: string, missing: number, sizeBytes: number | null, nowMs: number): string {
-    const seq = this.sql
-      .exec<{ value: number }>(`INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, JOB_SEQUENCE)
-      .one().value;
+    const seq = this.sql.exec<{ value: number }>(`INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, JOB_SEQUENCE).one().value;
     const jobId = `r${seq}`;
     this.sql.exec(
       `INSERT INTO repair_jobs (job_id, cid, state, missing, size_bytes, attempts, avoid_targets, avoid_sources, not_before_ms, created_ms)
@@ -185,9 +180,7 @@ export class RepairJobs {
 
   /** Drops jobs not yet running whose chunk left the queue (repaired otherwise, unpinned, a holder came back). */
   dropUnneeded(): number {
-    return this.sql
-      .exec<{ job_id: string }>(`DELETE FROM repair_jobs WHERE state != 'running' AND cid NOT IN (SELECT cid FROM under_replicated) RETURNING job_id`)
-      .toArray().length;
+    return this.sql.exec<{ job_id: string }>(`DELETE FROM repair_jobs WHERE state != 'running' AND cid NOT IN (SELECT cid FROM under_replicated) RETURNING job_id`).toArray().length;
   }
 
   /** Failed jobs whose backoff is over start a new round: queued, no attempts, nothing avoided. */
@@ -255,7 +248,10 @@ export class RepairJobs {
       .map(fromRow);
     if (done.length > 0) {
       this.addCounter(REPAIR_COMPLETED, done.length);
-      this.addCounter(REPAIR_BYTES, done.reduce((sum, j) => sum + (j.sizeBytes ?? fallbackSizeBytes ?? 0), 0));
+      this.addCounter(
+        REPAIR_BYTES,
+        done.reduce((sum, j) => sum + (j.sizeBytes ?? fallbackSizeBytes ?? 0), 0),
+      );
     }
     return done;
   }

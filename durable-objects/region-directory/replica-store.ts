@@ -35,8 +35,7 @@ const queueUpsert = (cids: string) =>
   `INSERT INTO under_replicated (cid, missing, since_ms)
    SELECT cid, target - live_count, ? FROM pins WHERE cid IN (${cids}) AND live_count < target AND cold = 0
    ON CONFLICT (cid) DO UPDATE SET missing = excluded.missing WHERE missing != excluded.missing`;
-const queueDelete = (cids: string) =>
-  `DELETE FROM under_replicated WHERE cid IN (SELECT cid FROM pins WHERE cid IN (${cids}) AND (live_count >= target OR cold = 1))`;
+const queueDelete = (cids: string) => `DELETE FROM under_replicated WHERE cid IN (SELECT cid FROM pins WHERE cid IN (${cids}) AND (live_count >= target OR cold = 1))`;
 
 const QUEUE_UPSERT_JSON = queueUpsert(CIDS_IN_JSON);
 const QUEUE_DELETE_JSON = queueDelete(CIDS_IN_JSON);
@@ -71,11 +70,7 @@ export class ReplicaStore {
    */
   add(nodeId: string, cids: readonly string[], nowMs: number, syncEpoch?: string): number {
     if (syncEpoch !== undefined) {
-      this.sql.exec(
-        `INSERT INTO replica_syncs (node_id, epoch) VALUES (?, ?) ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch WHERE epoch != excluded.epoch`,
-        nodeId,
-        syncEpoch,
-      );
+      this.sql.exec(`INSERT INTO replica_syncs (node_id, epoch) VALUES (?, ?) ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch WHERE epoch != excluded.epoch`, nodeId, syncEpoch);
     }
     if (cids.length === 0) return 0;
     const json = JSON.stringify(cids);
@@ -206,9 +201,7 @@ export class ReplicaStore {
   }
 
   pinState(cid: string): PinState | null {
-    const row = this.sql
-      .exec<{ target: number; live_count: number; size_bytes: number | null }>(`SELECT target, live_count, size_bytes FROM pins WHERE cid = ?`, cid)
-      .toArray()[0];
+    const row = this.sql.exec<{ target: number; live_count: number; size_bytes: number | null }>(`SELECT target, live_count, size_bytes FROM pins WHERE cid = ?`, cid).toArray()[0];
     return row ? { cid, target: row.target, liveCount: row.live_count, sizeBytes: row.size_bytes } : null;
   }
 
@@ -259,12 +252,7 @@ export class ReplicaStore {
       .exec<{ cid: string }>(`SELECT cid FROM pins WHERE cid IN (${CIDS_IN_JSON}) AND cold = 1`, json)
       .toArray()
       .map((r) => r.cid);
-    this.sql.exec(
-      `UPDATE pins SET last_wanted_ms = ?, cold = 0 WHERE cid IN (${CIDS_IN_JSON}) AND (cold = 1 OR coalesce(last_wanted_ms, pinned_ms) < ?)`,
-      nowMs,
-      json,
-      nowMs - refreshAfterMs,
-    );
+    this.sql.exec(`UPDATE pins SET last_wanted_ms = ?, cold = 0 WHERE cid IN (${CIDS_IN_JSON}) AND (cold = 1 OR coalesce(last_wanted_ms, pinned_ms) < ?)`, nowMs, json, nowMs - refreshAfterMs);
     if (warmed.length > 0) this.syncQueue(warmed, nowMs);
     return warmed;
   }

@@ -50,9 +50,7 @@ export class ChunkAuthError extends PeercloudError {
 }
 
 /** How a chunk's key is chosen. */
-export type ChunkKeying =
-  | { mode: "convergent"; convergenceSecret: Uint8Array }
-  | { mode: "private"; fileKey: Uint8Array; chunkIndex: number };
+export type ChunkKeying = { mode: "convergent"; convergenceSecret: Uint8Array } | { mode: "private"; fileKey: Uint8Array; chunkIndex: number };
 
 export interface SealedChunk {
   /** The chunk's 32-byte AES key (what the manifest records). */

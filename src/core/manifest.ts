@@ -160,7 +160,10 @@ export function nameProblem(name: unknown): string | null {
 const sizeSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const nameSchema = v.pipe(
   v.string(),
-  v.check((name) => nameProblem(name) === null, (issue) => `name ${nameProblem(issue.input)}`),
+  v.check(
+    (name) => nameProblem(name) === null,
+    (issue) => `name ${nameProblem(issue.input)}`,
+  ),
 );
 const modeSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(0o7777));
 const sha256Schema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex characters"));
@@ -224,7 +227,10 @@ const referenceEntrySchema = v.strictObject({
   sizeBytes: sizeSchema,
   manifest: v.strictObject(manifestRefFields),
 });
-const entrySchema = v.union([inlineEntrySchema, referenceEntrySchema], "entry must be an inline file {name, mode, kind, sizeBytes, sha256, chunks} or a reference {name, mode, kind, sizeBytes, manifest}");
+const entrySchema = v.union(
+  [inlineEntrySchema, referenceEntrySchema],
+  "entry must be an inline file {name, mode, kind, sizeBytes, sha256, chunks} or a reference {name, mode, kind, sizeBytes, manifest}",
+);
 const directorySchema = v.strictObject({
   version: v.literal(MANIFEST_VERSION),
   kind: v.literal("directory"),
@@ -330,7 +336,10 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
   validateManifest(manifest);
   const bytes = utf8(canonicalJson(manifest));
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    throw new ManifestError(`manifest is ${bytes.length} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (${MAX_CHUNKS_PER_MANIFEST} chunks per manifest, ${MAX_DIRECTORY_ENTRIES} entries per directory)`, "manifest_too_large");
+    throw new ManifestError(
+      `manifest is ${bytes.length} bytes; the limit is ${MAX_MANIFEST_BYTES} bytes (${MAX_CHUNKS_PER_MANIFEST} chunks per manifest, ${MAX_DIRECTORY_ENTRIES} entries per directory)`,
+      "manifest_too_large",
+    );
   }
   return bytes;
 }
@@ -381,12 +390,7 @@ export async function openManifest(sealed: Uint8Array, key: Uint8Array, expected
 }
 
 /** Opens a manifest through a reference and checks it has the expected kind. */
-export async function openManifestRef<K extends Manifest["kind"]>(
-  ref: ManifestRef,
-  sealed: Uint8Array,
-  kind: K,
-  cipher?: ChunkCipher,
-): Promise<Extract<Manifest, { kind: K }>> {
+export async function openManifestRef<K extends Manifest["kind"]>(ref: ManifestRef, sealed: Uint8Array, kind: K, cipher?: ChunkCipher): Promise<Extract<Manifest, { kind: K }>> {
   if (sealed.length !== ref.sealedSizeBytes) throw new ManifestError(`manifest ${ref.cid} is ${sealed.length} bytes, its reference says ${ref.sealedSizeBytes}`, "manifest_cid_mismatch");
   const manifest = await openManifest(sealed, manifestKeyBytes(ref.key), ref.cid, cipher);
   if (manifest.kind !== kind) throw new ManifestError(`manifest ${ref.cid} is a ${manifest.kind}, expected a ${kind}`);

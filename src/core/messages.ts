@@ -39,7 +39,12 @@ const requestId = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
 const count = (max: number) => v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(max)));
 const nonNegInt = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 export const regionSchema = v.pipe(v.string(), v.regex(REGION_NAME_RE, "must be a region name ([a-z][a-z0-9-]{0,31})"));
-export const roleListSchema = v.pipe(v.array(v.picklist(ROLES)), v.minLength(1), v.maxLength(ROLES.length), v.check((r) => new Set(r).size === r.length, "roles must not repeat"));
+export const roleListSchema = v.pipe(
+  v.array(v.picklist(ROLES)),
+  v.minLength(1),
+  v.maxLength(ROLES.length),
+  v.check((r) => new Set(r).size === r.length, "roles must not repeat"),
+);
 
 /** A transfer endpoint, e.g. "http://203.0.113.7:7070" or "udx://[2001:db8::1]:7071". */
 export const addressSchema = v.pipe(

@@ -148,9 +148,7 @@ export class ChunkFetcher {
   ) {
     const swarming = options.swarm !== undefined && deps.swarmBoard !== undefined && deps.providers !== undefined && pieces.length > 1;
     this.scheduler = new ChunkScheduler(pieces.length, {
-      ...(swarming
-        ? { lookaheadPieces: Math.min(pieces.length, SWARM_LOOKAHEAD), lookupConcurrency: SWARM_LOOKUP_CONCURRENCY, tieBreakSeed: (Math.random() * 2 ** 32) >>> 0 }
-        : {}),
+      ...(swarming ? { lookaheadPieces: Math.min(pieces.length, SWARM_LOOKAHEAD), lookupConcurrency: SWARM_LOOKUP_CONCURRENCY, tieBreakSeed: (Math.random() * 2 ** 32) >>> 0 } : {}),
       ...options,
       hasCold: deps.cold !== undefined,
     });

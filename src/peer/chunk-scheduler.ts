@@ -133,7 +133,6 @@ interface Piece {
   requests: Set<string>;
 }
 
-
 export class ChunkScheduler {
   readonly pieceCount: number;
   private readonly o: Required<Omit<SchedulerOptions, "tieBreakSeed">>;

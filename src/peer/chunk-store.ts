@@ -754,10 +754,12 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
     const fits = () => this.usedBytes + this.reservedBytes + sizeBytes <= this.limitBytes;
     if (!fits() && this.pinnedBytes + this.reservedBytes + sizeBytes > this.limitBytes) {
       if (this.reservedBytes === 0 || this.pinnedBytes + sizeBytes > this.limitBytes) {
-        throw new StoreFullError(
-          `chunk store full: ${cid} (${sizeBytes} bytes) does not fit; ${this.usedBytes} bytes used (${this.pinnedBytes} pinned) of the ${this.limitBytes}-byte limit`,
-          { sizeBytes, usedBytes: this.usedBytes, pinnedBytes: this.pinnedBytes, limitBytes: this.limitBytes },
-        );
+        throw new StoreFullError(`chunk store full: ${cid} (${sizeBytes} bytes) does not fit; ${this.usedBytes} bytes used (${this.pinnedBytes} pinned) of the ${this.limitBytes}-byte limit`, {
+          sizeBytes,
+          usedBytes: this.usedBytes,
+          pinnedBytes: this.pinnedBytes,
+          limitBytes: this.limitBytes,
+        });
       }
       return { wait: new Promise<void>((resolve) => this.reservationWaiters.push(resolve)) };
     }

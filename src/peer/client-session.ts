@@ -64,4 +64,3 @@ export class ClientSession extends LocalOperations {
     await this.home.removeRuntimeFiles();
   }
 }
-

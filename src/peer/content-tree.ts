@@ -9,16 +9,7 @@
  * foreign manifest stops the walk with its own error instead of unpinning
  * something else. Depth and count are bounded by the manifest limits.
  */
-import {
-  assertChildMatchesEntry,
-  assertPageMatchesRef,
-  openManifest,
-  openManifestRef,
-  type ChunkRef,
-  type DirectoryManifest,
-  type FileManifest,
-  type ManifestRef,
-} from "../core/manifest.js";
+import { assertChildMatchesEntry, assertPageMatchesRef, openManifest, openManifestRef, type ChunkRef, type DirectoryManifest, type FileManifest, type ManifestRef } from "../core/manifest.js";
 import { nodeChunkCipher } from "./native-chunk-cipher.js";
 
 export interface TreeCids {

@@ -28,10 +28,7 @@ export const NDJSON_TYPE = "application/x-ndjson";
 export const MAX_CONTROL_BODY_BYTES = 64 * 1024;
 
 export type ControlLine =
-  | ({ type: "progress" } & ProgressEvent)
-  | { type: "warning"; message: string }
-  | { type: "result"; result: unknown }
-  | { type: "error"; error: { code: string; message: string } };
+  ({ type: "progress" } & ProgressEvent) | { type: "warning"; message: string } | { type: "result"; result: unknown } | { type: "error"; error: { code: string; message: string } };
 
 export type ControlOutcome = { result: unknown } | { error: { code: string; message: string } };
 

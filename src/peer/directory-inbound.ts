@@ -49,7 +49,10 @@ export const directoryToPeerSchema = v.variant("type", [
   v.object({
     type: v.literal("providers_batch"),
     id,
-    providers: v.pipe(v.record(shortText, v.pipe(v.array(providerInfo), v.maxLength(1000))), v.check((r) => Object.keys(r).length <= MAX_PROVIDER_BATCH_CIDS, "too many CIDs")),
+    providers: v.pipe(
+      v.record(shortText, v.pipe(v.array(providerInfo), v.maxLength(1000))),
+      v.check((r) => Object.keys(r).length <= MAX_PROVIDER_BATCH_CIDS, "too many CIDs"),
+    ),
   }),
   v.object({ type: v.literal("ack"), id }),
   v.object({ type: v.literal("signal"), from: nodeIdSchema, fromRegion: shortText, payload: v.unknown() }),

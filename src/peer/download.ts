@@ -188,7 +188,11 @@ class Download {
     if (!chunks) {
       const pages = manifest.pages!;
       const lists: ChunkRef[][] = [];
-      const fetcher = new ChunkFetcher(pages.map((p) => ({ cid: p.cid, sealedSizeBytes: p.sealedSizeBytes })), this.deps, this.options);
+      const fetcher = new ChunkFetcher(
+        pages.map((p) => ({ cid: p.cid, sealedSizeBytes: p.sealedSizeBytes })),
+        this.deps,
+        this.options,
+      );
       await this.fetch(fetcher, async (piece, sealed) => {
         // Identical pages share a CID: fill every index that names it.
         for (let i = 0; i < pages.length; i++) {
@@ -336,7 +340,8 @@ function decryptChunk(ref: ChunkRef, sealed: Uint8Array): Uint8Array {
   try {
     return openNative(manifestKeyBytes(ref.key), sealed);
   } catch (error) {
-    if (error instanceof ChunkAuthError) throw new PeercloudError("chunk_decrypt_failed", `chunk ${ref.cid} matches its CID but does not decrypt with the manifest's key: the link or manifest is wrong`, 422, { cid: ref.cid });
+    if (error instanceof ChunkAuthError)
+      throw new PeercloudError("chunk_decrypt_failed", `chunk ${ref.cid} matches its CID but does not decrypt with the manifest's key: the link or manifest is wrong`, 422, { cid: ref.cid });
     throw error;
   }
 }

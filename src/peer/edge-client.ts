@@ -108,7 +108,16 @@ export class EdgeClient {
   /** Joins the network. An unsigned request is signed with `identity` here (fresh timestamp and nonce). */
   async bootstrap(req: BootstrapRequest | UnsignedBootstrapRequest, options: CallOptions = {}): Promise<BootstrapResponse> {
     const signed = "signature" in req ? req : await signBootstrapRequest(this.secretKey(), req);
-    const answer = await this.call<BootstrapResponse>({ method: "POST", path: "/v1/bootstrap", body: utf8(JSON.stringify(signed)), contentType: "application/json", signed: false, repeatable: false, signal: options.signal, read: json });
+    const answer = await this.call<BootstrapResponse>({
+      method: "POST",
+      path: "/v1/bootstrap",
+      body: utf8(JSON.stringify(signed)),
+      contentType: "application/json",
+      signed: false,
+      repeatable: false,
+      signal: options.signal,
+      read: json,
+    });
     if (typeof this.certificate !== "function") this.certificate = answer.certificate;
     return answer;
   }
@@ -134,7 +143,14 @@ export class EdgeClient {
     if (options.count !== undefined) query.set("count", String(options.count));
     if (options.scope) query.set("scope", options.scope);
     const qs = query.size ? `?${query}` : "";
-    const answer = await this.call<{ providers: ProviderInfo[] }>({ method: "GET", path: `/v1/regions/${seg(region)}/providers/${parseCid(cid).cid}${qs}`, signed: true, repeatable: true, signal: options.signal, read: json });
+    const answer = await this.call<{ providers: ProviderInfo[] }>({
+      method: "GET",
+      path: `/v1/regions/${seg(region)}/providers/${parseCid(cid).cid}${qs}`,
+      signed: true,
+      repeatable: true,
+      signal: options.signal,
+      read: json,
+    });
     return answer.providers;
   }
 
@@ -146,33 +162,79 @@ export class EdgeClient {
    */
   async findProvidersBatch(region: string, cids: string[], options: CallOptions & { count?: number; scope?: "region" | "all" } = {}): Promise<Record<string, ProviderInfo[]>> {
     const body = utf8(JSON.stringify({ cids, ...(options.count !== undefined ? { count: options.count } : {}), ...(options.scope ? { scope: options.scope } : {}) }));
-    const answer = await this.call<{ providers: Record<string, ProviderInfo[]> }>({ method: "POST", path: `/v1/regions/${seg(region)}/providers`, body, contentType: "application/json", signed: true, repeatable: true, signal: options.signal, read: json });
+    const answer = await this.call<{ providers: Record<string, ProviderInfo[]> }>({
+      method: "POST",
+      path: `/v1/regions/${seg(region)}/providers`,
+      body,
+      contentType: "application/json",
+      signed: true,
+      repeatable: true,
+      signal: options.signal,
+      read: json,
+    });
     return answer.providers;
   }
 
   /** Sets this peer's target replication factor for `cids` (0 withdraws its own pin). Needs the publisher role. */
   async pin(region: string, cids: string[], replicas: number, sizeBytes?: number[], options: CallOptions = {}): Promise<{ pinned: number; replicas: number }> {
     const body = utf8(JSON.stringify({ cids, replicas, ...(sizeBytes ? { sizeBytes } : {}) }));
-    return this.call<{ pinned: number; replicas: number }>({ method: "POST", path: `/v1/regions/${seg(region)}/pins`, body, contentType: "application/json", signed: true, repeatable: true, signal: options.signal, read: json });
+    return this.call<{ pinned: number; replicas: number }>({
+      method: "POST",
+      path: `/v1/regions/${seg(region)}/pins`,
+      body,
+      contentType: "application/json",
+      signed: true,
+      repeatable: true,
+      signal: options.signal,
+      read: json,
+    });
   }
 
   /** Live service peers on distinct hosts for `count` new replicas, best first. */
   async place(region: string, count: number, exclude: string[] = [], sizeBytes?: number, options: CallOptions = {}): Promise<PeerInfo[]> {
     const body = utf8(JSON.stringify({ count, ...(exclude.length ? { exclude } : {}), ...(sizeBytes !== undefined ? { sizeBytes } : {}) }));
-    const answer = await this.call<{ nodes: PeerInfo[] }>({ method: "POST", path: `/v1/regions/${seg(region)}/place`, body, contentType: "application/json", signed: true, repeatable: true, signal: options.signal, read: json });
+    const answer = await this.call<{ nodes: PeerInfo[] }>({
+      method: "POST",
+      path: `/v1/regions/${seg(region)}/place`,
+      body,
+      contentType: "application/json",
+      signed: true,
+      repeatable: true,
+      signal: options.signal,
+      read: json,
+    });
     return answer.nodes;
   }
 
   /** Delivers a small JSON payload to a connected peer over its directory socket (404 `peer_not_connected` otherwise). */
   async signal(to: string, payload: unknown, region?: string, options: CallOptions = {}): Promise<{ delivered: true; region: string; to: string }> {
     const body = utf8(JSON.stringify({ to, payload, ...(region ? { region } : {}) }));
-    return this.call<{ delivered: true; region: string; to: string }>({ method: "POST", path: "/v1/signal", body, contentType: "application/json", signed: true, repeatable: false, signal: options.signal, read: json });
+    return this.call<{ delivered: true; region: string; to: string }>({
+      method: "POST",
+      path: "/v1/signal",
+      body,
+      contentType: "application/json",
+      signed: true,
+      repeatable: false,
+      signal: options.signal,
+      read: json,
+    });
   }
 
   /** Uploads a sealed chunk to the R2 cold tier (create-once). Needs the publisher role. */
   async putChunkToR2(cid: string, sealed: Uint8Array, options: CallOptions = {}): Promise<{ cid: string; sizeBytes: number; created: boolean }> {
     const path = `/v1/chunks/${parseCid(cid).cid}`;
-    return this.call<{ cid: string; sizeBytes: number; created: boolean }>({ method: "PUT", path, body: sealed, contentType: "application/octet-stream", signed: true, repeatable: true, signal: options.signal, timeoutMs: this.chunkTimeoutMs, read: json });
+    return this.call<{ cid: string; sizeBytes: number; created: boolean }>({
+      method: "PUT",
+      path,
+      body: sealed,
+      contentType: "application/octet-stream",
+      signed: true,
+      repeatable: true,
+      signal: options.signal,
+      timeoutMs: this.chunkTimeoutMs,
+      read: json,
+    });
   }
 
   /** The sealed chunk from R2, or null when R2 does not have it. Not verified here: the caller checks it against the CID. */
@@ -236,7 +298,10 @@ export class EdgeClient {
       const headers: Record<string, string> = {};
       if (spec.contentType) headers["content-type"] = spec.contentType;
       if (spec.signed) {
-        Object.assign(headers, await signRequest({ method: spec.method, pathWithQuery: url.pathname + url.search, bodySha256Hex, certificate: this.currentCertificate(), secretKey: this.secretKey() }));
+        Object.assign(
+          headers,
+          await signRequest({ method: spec.method, pathWithQuery: url.pathname + url.search, bodySha256Hex, certificate: this.currentCertificate(), secretKey: this.secretKey() }),
+        );
       }
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;

@@ -122,7 +122,11 @@ export class PeerHome {
     const result = v.safeParse(peerConfigSchema, raw);
     if (result.success) return result.output;
     const issue = result.issues[0];
-    const field = issue.path?.map((p) => (typeof p.key === "number" ? `[${p.key}]` : String(p.key))).join(".").replace(/\.\[/g, "[") || "(top level)";
+    const field =
+      issue.path
+        ?.map((p) => (typeof p.key === "number" ? `[${p.key}]` : String(p.key)))
+        .join(".")
+        .replace(/\.\[/g, "[") || "(top level)";
     throw new PeercloudError("config_invalid", `${this.configPath}: field ${field}: ${issue.message}`, 500, { field });
   }
 

@@ -52,9 +52,7 @@ export function nativePrivateChunkKey(fileKey: Uint8Array, chunkIndex: number): 
 
 export function nativeChunkKeyFor(keying: ChunkKeying, plaintextSha256?: Uint8Array): Uint8Array {
   if (keying.mode === "convergent" && plaintextSha256 === undefined) throw new TypeError("nativeChunkKeyFor: convergent keys need the plaintext's SHA-256");
-  return keying.mode === "convergent"
-    ? nativeConvergentChunkKey(keying.convergenceSecret, plaintextSha256!)
-    : nativePrivateChunkKey(keying.fileKey, keying.chunkIndex);
+  return keying.mode === "convergent" ? nativeConvergentChunkKey(keying.convergenceSecret, plaintextSha256!) : nativePrivateChunkKey(keying.fileKey, keying.chunkIndex);
 }
 
 /** ciphertext and tag, still separate (callers that write with writev can skip the join). */

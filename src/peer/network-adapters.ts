@@ -61,13 +61,18 @@ export function socketDirectory(conn: DirectoryConnection, http: DirectoryApi): 
   };
   return {
     findProviders: async (cid, signal) => {
-      const local = await viaSocket(() => abortable(conn.findProviders(cid), signal), () => http.findProviders(cid, signal));
+      const local = await viaSocket(
+        () => abortable(conn.findProviders(cid), signal),
+        () => http.findProviders(cid, signal),
+      );
       return local.length > 0 ? local : http.findProviders(cid, signal).catch(() => local);
     },
     findProvidersBatch: async (cids, signal) => {
-      const httpBatch = (list: string[]) =>
-        http.findProvidersBatch ? http.findProvidersBatch(list, signal) : Promise.reject(new PeercloudError("unsupported", "no batched lookups over HTTP", 501));
-      const local = await viaSocket(() => abortable(conn.findProvidersBatch(cids), signal), () => httpBatch(cids));
+      const httpBatch = (list: string[]) => (http.findProvidersBatch ? http.findProvidersBatch(list, signal) : Promise.reject(new PeercloudError("unsupported", "no batched lookups over HTTP", 501)));
+      const local = await viaSocket(
+        () => abortable(conn.findProvidersBatch(cids), signal),
+        () => httpBatch(cids),
+      );
       // As for one CID: those nobody in this region holds are asked again over HTTP, across all regions.
       const empty = cids.filter((cid) => !local[cid]?.length);
       if (empty.length === 0) return local;
@@ -76,8 +81,16 @@ export function socketDirectory(conn: DirectoryConnection, http: DirectoryApi): 
       for (const cid of empty) out[cid] = wider[cid]?.length ? wider[cid] : (local[cid] ?? []);
       return out;
     },
-    place: (count, exclude, sizeBytes) => viaSocket(() => conn.place(count, exclude, sizeBytes), () => http.place(count, exclude, sizeBytes)),
-    pin: (cids, replicas, sizeBytes) => viaSocket(() => conn.pin(cids, replicas, sizeBytes), () => http.pin(cids, replicas, sizeBytes)),
+    place: (count, exclude, sizeBytes) =>
+      viaSocket(
+        () => conn.place(count, exclude, sizeBytes),
+        () => http.place(count, exclude, sizeBytes),
+      ),
+    pin: (cids, replicas, sizeBytes) =>
+      viaSocket(
+        () => conn.pin(cids, replicas, sizeBytes),
+        () => http.pin(cids, replicas, sizeBytes),
+      ),
   };
 }
 

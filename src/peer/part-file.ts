@@ -53,7 +53,10 @@ interface StateDoc {
 
 export class FileHashMismatchError extends PeercloudError {
   constructor(path: string, expected: string, actual: string) {
-    super("file_hash_mismatch", `downloaded ${path} does not match the manifest's SHA-256 (expected ${expected}, got ${actual}); the partial file was removed, run again to start over`, 502, { expected, actual });
+    super("file_hash_mismatch", `downloaded ${path} does not match the manifest's SHA-256 (expected ${expected}, got ${actual}); the partial file was removed, run again to start over`, 502, {
+      expected,
+      actual,
+    });
     this.name = "FileHashMismatchError";
   }
 }
@@ -160,7 +163,14 @@ export class PartFile {
     this.stateDirty = false;
     this.sinceStateChunks = 0;
     this.lastStateMs = this.now();
-    const doc: StateDoc = { version: 1, manifestCid: this.layout.manifestCid, layout: this.layoutHash, sizeBytes: this.layout.sizeBytes, chunkCount: this.layout.chunks.length, done: toRanges(this.done) };
+    const doc: StateDoc = {
+      version: 1,
+      manifestCid: this.layout.manifestCid,
+      layout: this.layoutHash,
+      sizeBytes: this.layout.sizeBytes,
+      chunkCount: this.layout.chunks.length,
+      done: toRanges(this.done),
+    };
     this.stateWrite = (async () => {
       await this.handle.datasync();
       await writeFileAtomic(this.statePath, JSON.stringify(doc));
@@ -180,7 +190,7 @@ export class PartFile {
   async commit(sha256Hex: string, mode: number): Promise<void> {
     const hash = createHash("sha256");
     const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let offset = 0; offset < this.layout.sizeBytes; ) {
+    for (let offset = 0; offset < this.layout.sizeBytes;) {
       const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, this.layout.sizeBytes - offset), offset);
       if (bytesRead === 0) break;
       hash.update(buffer.subarray(0, bytesRead));

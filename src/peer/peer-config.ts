@@ -16,7 +16,11 @@ import { hostIdSchema, nodeIdSchema, regionSchema } from "../core/messages.js";
 export const CONFIG_VERSION = 1;
 
 const base64url = (bytes: number) =>
-  v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]+$/, "must be base64url"), v.check((s) => Math.floor((s.length * 3) / 4) === bytes && s.length % 4 !== 1, `must encode ${bytes} bytes`));
+  v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9_-]+$/, "must be base64url"),
+    v.check((s) => Math.floor((s.length * 3) / 4) === bytes && s.length % 4 !== 1, `must encode ${bytes} bytes`),
+  );
 
 const httpOrigin = v.pipe(
   v.string(),

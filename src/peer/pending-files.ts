@@ -66,7 +66,7 @@ export function spoolChunkSync(chunksDir: string, cid: string, bytes: Uint8Array
       mkdirSync(shardDir, { recursive: true });
       fd = openSync(path, "wx");
     }
-    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    for (let offset = 0; offset < bytes.length;) offset += writeSync(fd, bytes, offset, bytes.length - offset);
     closeSync(fd);
     fd = undefined;
     return { spooled: path };
@@ -91,7 +91,7 @@ export async function writeTempFile(dir: string, bytes: Uint8Array): Promise<str
   // "wx": never clobber, even in the (2^-64) case of a name collision.
   const handle = await open(path, "wx");
   try {
-    for (let offset = 0; offset < bytes.length; ) offset += (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+    for (let offset = 0; offset < bytes.length;) offset += (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
     await handle.close();
   } catch (error) {
     await handle.close().catch(() => {});

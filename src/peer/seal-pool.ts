@@ -58,8 +58,7 @@ import { sealChunkInto, type SealedInto } from "./seal-into.js";
  * temp file under `spoolDir` when given (spoolChunkSync).
  */
 export type SealRequest =
-  | { id: number; buffer: ArrayBuffer; lengthBytes: number; keying: ChunkKeying }
-  | { id: number; plaintext: Uint8Array; output: Uint8Array; keying: ChunkKeying; spoolDir?: string };
+  { id: number; buffer: ArrayBuffer; lengthBytes: number; keying: ChunkKeying } | { id: number; plaintext: Uint8Array; output: Uint8Array; keying: ChunkKeying; spoolDir?: string };
 
 /** What `sealInto` resolves to: the sealed chunk's particulars, and what became of its temp file when one was asked for. */
 export interface SealedIntoResult extends SealedInto {
@@ -68,10 +67,7 @@ export interface SealedIntoResult extends SealedInto {
 }
 
 /** worker → main: a sealed chunk (or, for a shared-memory request, what sealing it into `output` returned), or the error sealing threw. */
-export type SealReply =
-  | ({ id: number } & SealedChunk)
-  | ({ id: number } & SealedIntoResult)
-  | { id: number; error: { name: string; message: string } };
+export type SealReply = ({ id: number } & SealedChunk) | ({ id: number } & SealedIntoResult) | { id: number; error: { name: string; message: string } };
 
 /** A seal worker died with chunks in hand; the pool is unusable from then on. */
 export class SealWorkerError extends PeercloudError {

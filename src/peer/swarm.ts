@@ -137,8 +137,7 @@ export class SwarmBoard {
 export function parseSwarmView(value: unknown, pieces: number): SwarmView | null {
   const v = value as Partial<SwarmView> | null;
   if (typeof v !== "object" || v === null || v.pieces !== pieces) return null;
-  const isPieceList = (list: unknown): list is number[] =>
-    Array.isArray(list) && list.length <= pieces && list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < pieces);
+  const isPieceList = (list: unknown): list is number[] => Array.isArray(list) && list.length <= pieces && list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < pieces);
   if (!Number.isSafeInteger(v.seq) || v.seq! < 0 || v.seq! > pieces || !isPieceList(v.inFlight) || typeof v.complete !== "boolean") return null;
   if (v.have !== undefined && !isPieceList(v.have)) return null;
   if (v.bitmap !== undefined && typeof v.bitmap !== "string") return null;

@@ -134,7 +134,15 @@ export class TransferClient {
     const path = chunkPath(cid);
     if (sealed.length > this.maxChunkBytes) throw new RangeError(`putChunk: ${sealed.length} bytes exceed the ${this.maxChunkBytes}-byte chunk maximum`);
     const reply = await this.withSession(peerAddress, options.signal, (peer, token) =>
-      this.send(peer, "PUT", path, { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "content-length": String(sealed.length) }, sealed, options.signal, MAX_JSON_REPLY_BYTES),
+      this.send(
+        peer,
+        "PUT",
+        path,
+        { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "content-length": String(sealed.length) },
+        sealed,
+        options.signal,
+        MAX_JSON_REPLY_BYTES,
+      ),
     );
     const parsed = parseJson(reply.body) as { added?: unknown } | null;
     return { added: parsed?.added === true };
@@ -148,7 +156,9 @@ export class TransferClient {
   async swarmView(peerAddress: string, key: string, since: number, options: RequestOptions = {}): Promise<unknown> {
     const path = `${SWARM_PATH_PREFIX}${encodeURIComponent(key)}?since=${since}`;
     try {
-      const reply = await this.withSession(peerAddress, options.signal, (peer, token) => this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, MAX_SWARM_REPLY_BYTES));
+      const reply = await this.withSession(peerAddress, options.signal, (peer, token) =>
+        this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, MAX_SWARM_REPLY_BYTES),
+      );
       return parseJson(reply.body);
     } catch (err) {
       if (err instanceof TransferError && err.status === 404) return null;
@@ -187,7 +197,10 @@ export class TransferClient {
         continue;
       }
       if (reply.status === 404 && remote.code !== "not_found") throw new TransferError("chunk_not_found", peer.origin, remote.message ?? "chunk not found", { status: 404, remoteCode: remote.code });
-      throw new TransferError("transfer_failed", peer.origin, `HTTP ${reply.status}${remote.code ? ` ${remote.code}` : ""}: ${remote.message ?? "request failed"}`, { status: reply.status, remoteCode: remote.code });
+      throw new TransferError("transfer_failed", peer.origin, `HTTP ${reply.status}${remote.code ? ` ${remote.code}` : ""}: ${remote.message ?? "request failed"}`, {
+        status: reply.status,
+        remoteCode: remote.code,
+      });
     }
   }
 
@@ -343,7 +356,6 @@ export class TransferClient {
 
 /** Internal: a reused keep-alive socket turned out to be closed by the peer. */
 class StaleSocketError extends Error {}
-
 
 function chunkPath(cid: string): string {
   return `/v1/chunks/${parseCid(cid).cid}`;

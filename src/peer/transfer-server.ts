@@ -129,9 +129,11 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
       // Garbage on the wire, an oversized header block, a timed-out request: answer if we still can, then drop it.
       const [status, reason, code] =
-        err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "Request Timeout", "request_timeout"]
-        : err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large", "headers_too_large"]
-        : [400, "Bad Request", "bad_http"];
+        err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout", "request_timeout"]
+          : err.code === "HPE_HEADER_OVERFLOW"
+            ? [431, "Request Header Fields Too Large", "headers_too_large"]
+            : [400, "Bad Request", "bad_http"];
       this.counters.error(code);
       if (socket.writable && !socket.destroyed && err.code !== "ECONNRESET") {
         const body = JSON.stringify({ error: { code, message: `${reason.toLowerCase()}` } });

@@ -68,7 +68,7 @@ function chunkInPieces(data: Uint8Array, pieceSizes: number[], options?: Chunker
   const chunker = new FastCdcChunker(options);
   const out: Chunk[] = [];
   let k = 0;
-  for (let i = 0; i < data.length; ) {
+  for (let i = 0; i < data.length;) {
     const n = Math.max(1, pieceSizes[k++ % pieceSizes.length]);
     out.push(...chunker.push(data.subarray(i, i + n)));
     expect(chunker.bufferedBytes).toBeLessThan(chunker.maxChunkBytes);

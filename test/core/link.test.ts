@@ -80,12 +80,7 @@ describe("parseLink rejects", () => {
   });
 
   it("peercloud links with extra parts as malformed", () => {
-    for (const text of [
-      `peercloud:${CID}#${KEY_TEXT}`,
-      `peercloud:///${CID}#${KEY_TEXT}`,
-      `peercloud://${CID}/x#${KEY_TEXT}`,
-      `peercloud://${CID}?k=1#${KEY_TEXT}`,
-    ]) {
+    for (const text of [`peercloud:${CID}#${KEY_TEXT}`, `peercloud:///${CID}#${KEY_TEXT}`, `peercloud://${CID}/x#${KEY_TEXT}`, `peercloud://${CID}?k=1#${KEY_TEXT}`]) {
       expectProblem(text, "malformed");
     }
   });

@@ -197,7 +197,14 @@ describe("size limits and paging", () => {
   });
 
   it("refuses too many directory entries", async () => {
-    const entries = Array.from({ length: MAX_DIRECTORY_ENTRIES + 1 }, (_, i) => ({ name: `e${String(i).padStart(6, "0")}`, mode: 0o644, kind: "file" as const, sizeBytes: 0, sha256: SHA, chunks: [] }));
+    const entries = Array.from({ length: MAX_DIRECTORY_ENTRIES + 1 }, (_, i) => ({
+      name: `e${String(i).padStart(6, "0")}`,
+      mode: 0o644,
+      kind: "file" as const,
+      sizeBytes: 0,
+      sha256: SHA,
+      chunks: [],
+    }));
     await invalid(directory({ entries, sizeBytes: 0 }), /at most 16384 entries/);
   });
 });

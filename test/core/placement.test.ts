@@ -84,18 +84,32 @@ describe("placeBatch (the auction over many chunks)", () => {
     console.log(`[placeBatch] 1000 chunks × 3 on 30 peers: max/mean fill ${maxOverMean.toFixed(3)}`);
     expect(maxOverMean).toBeLessThan(1.2);
     // Repeating the single-chunk rule 1000 times (nothing reported in between) sends every replica to the same three peers.
-    const greedy = new Set(Array.from({ length: 1000 }, () => choosePlacement(peers, { count: 3 }).map((p) => p.nodeId).join()));
+    const greedy = new Set(
+      Array.from({ length: 1000 }, () =>
+        choosePlacement(peers, { count: 3 })
+          .map((p) => p.nodeId)
+          .join(),
+      ),
+    );
     expect(greedy.size).toBe(1);
   });
 
   it("never gives a peer more than fits when the size is known, and places what is feasible when hosts run out", () => {
     const small = [peer("a", { hostId: "x", freeBytes: 250 }), peer("b", { hostId: "y", freeBytes: 1000 }), peer("c", { hostId: "z", freeBytes: 1000 })];
-    const placed = placeBatch(small, Array.from({ length: 10 }, (_, i) => ({ id: `c${i}`, count: 2, sizeBytes: 100 })));
+    const placed = placeBatch(
+      small,
+      Array.from({ length: 10 }, (_, i) => ({ id: `c${i}`, count: 2, sizeBytes: 100 })),
+    );
     const onA = [...placed.values()].flat().filter((p) => p.nodeId === "a").length;
     expect(onA).toBeLessThanOrEqual(2);
     expect([...placed.values()].every((chosen) => chosen.length === 2)).toBe(true);
     // Four replicas asked on three hosts: three placed, on distinct hosts.
-    expect(placeBatch(small, [{ id: "x", count: 4 }]).get("x")!.map((p) => p.hostId).sort()).toEqual(["x", "y", "z"]);
+    expect(
+      placeBatch(small, [{ id: "x", count: 4 }])
+        .get("x")!
+        .map((p) => p.hostId)
+        .sort(),
+    ).toEqual(["x", "y", "z"]);
     expect(placeBatch([], [{ id: "x", count: 2 }]).get("x")).toEqual([]);
   });
 });

@@ -33,7 +33,15 @@ describe("signed requests", () => {
     const body = utf8("chunk bytes");
     const bodySha256Hex = await bodyDigestHex(body);
     const headers = await signRequest({ method: "PUT", pathWithQuery: "/v1/chunks/x?y=1", bodySha256Hex, certificate, secretKey: peer.secretKey, nowMs: now });
-    const v = await verifySignedRequest({ method: "PUT", pathWithQuery: "/v1/chunks/x?y=1", header: lookup(headers), bodySha256Hex, networkPublicKey: network.publicKey, nowMs: now + 10, maxSkewMs: 60_000 });
+    const v = await verifySignedRequest({
+      method: "PUT",
+      pathWithQuery: "/v1/chunks/x?y=1",
+      header: lookup(headers),
+      bodySha256Hex,
+      networkPublicKey: network.publicKey,
+      nowMs: now + 10,
+      maxSkewMs: 60_000,
+    });
     expect(v.certificate.nodeId).toBe(peer.nodeId);
     expect(v.timestampMs).toBe(now);
     expect(v.nonce).toBe(headers[HEADER_NONCE]);
@@ -54,9 +62,9 @@ describe("signed requests", () => {
     const { network, certificate, now } = await setup();
     const thief = await generateIdentity();
     const headers = await signRequest({ method: "GET", pathWithQuery: "/a", certificate, secretKey: thief.secretKey, nowMs: now });
-    await expect(
-      verifySignedRequest({ method: "GET", pathWithQuery: "/a", header: lookup(headers), networkPublicKey: network.publicKey, nowMs: now, maxSkewMs: 60_000 }),
-    ).rejects.toMatchObject({ code: "bad_signature" });
+    await expect(verifySignedRequest({ method: "GET", pathWithQuery: "/a", header: lookup(headers), networkPublicKey: network.publicKey, nowMs: now, maxSkewMs: 60_000 })).rejects.toMatchObject({
+      code: "bad_signature",
+    });
   });
 
   it("stale, future and malformed timestamps and nonces are refused with their own codes", async () => {

@@ -45,40 +45,36 @@ async function audits(peer: TestPeer): Promise<RegionSummary["audits"] | null> {
 }
 
 describe("audits", () => {
-  it(
-    "a corrupted replica fails its audit, is dropped and repaired; the file downloads bit-exact",
-    async () => {
-      const [publisher] = net.peers;
-      const path = join(net.dir("audit"), "file.bin");
-      const size = 2 * 1024 * 1024 + 17;
-      const sha = await writeRandomFile(path, size, "audit");
-      const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
-      const cids = [put.cid, ...(await publisher.fileChunks(put.link)).map((c) => c.cid)];
-      await waitUntil("every chunk has 3 live providers", 60_000, async () => {
-        for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
-        return true;
-      });
-      await waitUntil("audits passed", 60_000, async () => ((await audits(publisher))?.passed ?? 0) > 0);
+  it("a corrupted replica fails its audit, is dropped and repaired; the file downloads bit-exact", async () => {
+    const [publisher] = net.peers;
+    const path = join(net.dir("audit"), "file.bin");
+    const size = 2 * 1024 * 1024 + 17;
+    const sha = await writeRandomFile(path, size, "audit");
+    const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
+    const cids = [put.cid, ...(await publisher.fileChunks(put.link)).map((c) => c.cid)];
+    await waitUntil("every chunk has 3 live providers", 60_000, async () => {
+      for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
+      return true;
+    });
+    await waitUntil("audits passed", 60_000, async () => ((await audits(publisher))?.passed ?? 0) > 0);
 
-      const victimCid = cids[cids.length - 1];
-      const victim = net.peers.find((p) => p !== publisher && p.holds(victimCid))!;
-      expect(victim).toBeDefined();
-      const startedAt = Date.now();
-      await victim.corruptChunk(victimCid);
-      // The victim drops its copy when it answers; repair may put a good one straight back on it (with 4 peers
-      // and 3 replicas it is the only other host), so the directory's count of failed audits is what is awaited.
-      await waitUntil("the corrupt copy failed an audit", 60_000, async () => ((await audits(publisher))?.failed ?? 0) > 0);
-      const detectMs = Date.now() - startedAt;
-      await waitUntil("the chunk is back at 3 providers", 90_000, async () => (await net.providersOf(victimCid)).length >= REPLICAS);
-      const summary = await audits(publisher);
-      console.log(`audit: corrupt copy found in ${detectMs} ms, repaired in ${Date.now() - startedAt} ms; audits ${JSON.stringify(summary)}`);
+    const victimCid = cids[cids.length - 1];
+    const victim = net.peers.find((p) => p !== publisher && p.holds(victimCid))!;
+    expect(victim).toBeDefined();
+    const startedAt = Date.now();
+    await victim.corruptChunk(victimCid);
+    // The victim drops its copy when it answers; repair may put a good one straight back on it (with 4 peers
+    // and 3 replicas it is the only other host), so the directory's count of failed audits is what is awaited.
+    await waitUntil("the corrupt copy failed an audit", 60_000, async () => ((await audits(publisher))?.failed ?? 0) > 0);
+    const detectMs = Date.now() - startedAt;
+    await waitUntil("the chunk is back at 3 providers", 90_000, async () => (await net.providersOf(victimCid)).length >= REPLICAS);
+    const summary = await audits(publisher);
+    console.log(`audit: corrupt copy found in ${detectMs} ms, repaired in ${Date.now() - startedAt} ms; audits ${JSON.stringify(summary)}`);
 
-      const downloader = await net.addPeer({ start: false });
-      const out = join(net.dir("audit-out"), "file.bin");
-      const got = await downloader.get(put.link, out);
-      expect(got.bytes).toBe(size);
-      expect(await sha256File(out)).toBe(sha);
-    },
-    300_000,
-  );
+    const downloader = await net.addPeer({ start: false });
+    const out = join(net.dir("audit-out"), "file.bin");
+    const got = await downloader.get(put.link, out);
+    expect(got.bytes).toBe(size);
+    expect(await sha256File(out)).toBe(sha);
+  }, 300_000);
 });

@@ -123,234 +123,202 @@ async function inBatches<T>(items: readonly T[], size: number, job: (item: T) =>
 }
 
 describe("links", () => {
-  it(
-    "an unknown (well-formed) link: chunk_unavailable, exit 1, nothing written — in-process and through a daemon",
-    async () => {
-      const link = randomLink();
-      const dir = net.dir("unknown");
-      const out = join(dir, "x.bin");
-      const message = expectErrorLine(await client.run(["get", link, "-o", out]), "chunk_unavailable", 1);
-      expect(message).toContain(/peercloud:\/\/([^#]+)/.exec(link)![1]);
-      expect(message).toMatch(/no provider and not in cold storage/);
-      expectJsonError(await client.run(["--json", "get", link, "-o", out]), "chunk_unavailable", 1);
-      // Through the control socket of a running daemon: the same one line.
-      expectErrorLine(await net.peers[1].run(["get", link, "-o", out]), "chunk_unavailable", 1);
-      expect(listDir(dir)).toEqual([]);
-    },
-    180_000,
-  );
+  it("an unknown (well-formed) link: chunk_unavailable, exit 1, nothing written — in-process and through a daemon", async () => {
+    const link = randomLink();
+    const dir = net.dir("unknown");
+    const out = join(dir, "x.bin");
+    const message = expectErrorLine(await client.run(["get", link, "-o", out]), "chunk_unavailable", 1);
+    expect(message).toContain(/peercloud:\/\/([^#]+)/.exec(link)![1]);
+    expect(message).toMatch(/no provider and not in cold storage/);
+    expectJsonError(await client.run(["--json", "get", link, "-o", out]), "chunk_unavailable", 1);
+    // Through the control socket of a running daemon: the same one line.
+    expectErrorLine(await net.peers[1].run(["get", link, "-o", out]), "chunk_unavailable", 1);
+    expect(listDir(dir)).toEqual([]);
+  }, 180_000);
 
-  it(
-    "malformed links and CIDs: invalid_link, exit 2, nothing written, for get and unpin",
-    async () => {
-      const cid = known.cid;
-      const key = known.link.split("#")[1];
-      const bad = [
-        "garbage",
-        "",
-        `peercloud://notacid#${key}`,
-        `peercloud://${cid}`,
-        `peercloud://${cid}#`,
-        `peercloud://${cid}#short`,
-        `peercloud://${cid}#${key}${key}`,
-        `peercloud://${cid.toUpperCase()}#${key}`,
-        `peercloud://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG#${key}`,
-        `peercloud://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi#${key}`,
-        `peercloud://${cid.slice(0, -1)}#${key}`,
-        `peercloud://../../etc/passwd#${key}`,
-        `peercloud://${cid}/../x#${key}`,
-        `${net.edgeUrl}/x/${cid}#${key}`,
-        `${net.edgeUrl}/d/${cid}`,
-        `ftp://${cid}#${key}`,
-      ];
-      const cwd = net.dir("malformed");
-      await inBatches(bad, 4, async (link) => {
-        const message = expectErrorLine(await client.run(["get", link], { cwd }), "invalid_link", 2);
-        expect(message.length).toBeGreaterThan(10);
-      });
-      await inBatches(bad.slice(0, 4), 4, async (link) => {
-        expectJsonError(await client.run(["--json", "get", link], { cwd }), "invalid_link", 2);
-        expectErrorLine(await client.run(["unpin", link], { cwd }), "invalid_link", 2);
-      });
-      expect(listDir(cwd)).toEqual([]);
-    },
-    240_000,
-  );
+  it("malformed links and CIDs: invalid_link, exit 2, nothing written, for get and unpin", async () => {
+    const cid = known.cid;
+    const key = known.link.split("#")[1];
+    const bad = [
+      "garbage",
+      "",
+      `peercloud://notacid#${key}`,
+      `peercloud://${cid}`,
+      `peercloud://${cid}#`,
+      `peercloud://${cid}#short`,
+      `peercloud://${cid}#${key}${key}`,
+      `peercloud://${cid.toUpperCase()}#${key}`,
+      `peercloud://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG#${key}`,
+      `peercloud://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi#${key}`,
+      `peercloud://${cid.slice(0, -1)}#${key}`,
+      `peercloud://../../etc/passwd#${key}`,
+      `peercloud://${cid}/../x#${key}`,
+      `${net.edgeUrl}/x/${cid}#${key}`,
+      `${net.edgeUrl}/d/${cid}`,
+      `ftp://${cid}#${key}`,
+    ];
+    const cwd = net.dir("malformed");
+    await inBatches(bad, 4, async (link) => {
+      const message = expectErrorLine(await client.run(["get", link], { cwd }), "invalid_link", 2);
+      expect(message.length).toBeGreaterThan(10);
+    });
+    await inBatches(bad.slice(0, 4), 4, async (link) => {
+      expectJsonError(await client.run(["--json", "get", link], { cwd }), "invalid_link", 2);
+      expectErrorLine(await client.run(["unpin", link], { cwd }), "invalid_link", 2);
+    });
+    expect(listDir(cwd)).toEqual([]);
+  }, 240_000);
 
-  it(
-    "wrong command-line values: a usage line and exit 2",
-    async () => {
-      const file = join(net.dir("usage"), "f.txt");
-      await writeFile(file, "x");
-      const cases: [string[], string][] = [
-        [["put", file, "--replicas", "0"], "invalid_argument"],
-        [["put", file, "--replicas", "many"], "invalid_argument"],
-        [["get", known.link, "-o", "-"], "usage"],
-        [["get", known.link, "--stream"], "usage"],
-        [["get"], "missing_argument"],
-        [["fly"], "unknown_command"],
-        [["get", known.link, "--bogus"], "unknown_option"],
-      ];
-      await inBatches(cases, 4, async ([args, code]) => {
-        expectErrorLine(await client.run(args), code, 2);
-      });
-      expectErrorLine(await net.peers[0].spawnCli(["peer", "start", "--storage-limit", "lots"]).exited, "invalid_argument", 2);
-    },
-    180_000,
-  );
+  it("wrong command-line values: a usage line and exit 2", async () => {
+    const file = join(net.dir("usage"), "f.txt");
+    await writeFile(file, "x");
+    const cases: [string[], string][] = [
+      [["put", file, "--replicas", "0"], "invalid_argument"],
+      [["put", file, "--replicas", "many"], "invalid_argument"],
+      [["get", known.link, "-o", "-"], "usage"],
+      [["get", known.link, "--stream"], "usage"],
+      [["get"], "missing_argument"],
+      [["fly"], "unknown_command"],
+      [["get", known.link, "--bogus"], "unknown_option"],
+    ];
+    await inBatches(cases, 4, async ([args, code]) => {
+      expectErrorLine(await client.run(args), code, 2);
+    });
+    expectErrorLine(await net.peers[0].spawnCli(["peer", "start", "--storage-limit", "lots"]).exited, "invalid_argument", 2);
+  }, 180_000);
 });
 
 describe("input files", () => {
-  it(
-    "a missing file: path_not_found, exit 2, the store untouched",
-    async () => {
-      const before = client.chunkFiles().size;
-      const missing = join(net.dir("missing"), "no-such-file.bin");
-      const message = expectErrorLine(await client.run(["put", missing]), "path_not_found", 2);
-      expect(message).toContain("no-such-file.bin");
-      expectJsonError(await client.run(["--json", "put", missing]), "path_not_found", 2);
-      // Through a daemon too.
-      expectErrorLine(await net.peers[0].run(["put", missing]), "path_not_found", 2);
-      expect(client.chunkFiles().size).toBe(before);
-    },
-    120_000,
-  );
+  it("a missing file: path_not_found, exit 2, the store untouched", async () => {
+    const before = client.chunkFiles().size;
+    const missing = join(net.dir("missing"), "no-such-file.bin");
+    const message = expectErrorLine(await client.run(["put", missing]), "path_not_found", 2);
+    expect(message).toContain("no-such-file.bin");
+    expectJsonError(await client.run(["--json", "put", missing]), "path_not_found", 2);
+    // Through a daemon too.
+    expectErrorLine(await net.peers[0].run(["put", missing]), "path_not_found", 2);
+    expect(client.chunkFiles().size).toBe(before);
+  }, 120_000);
 
-  it(
-    "an unreadable file: eacces, exit 1, nothing stored",
-    async (ctx) => {
-      const dir = net.dir("unreadable");
-      const file = join(dir, "secret.txt");
-      await writeFile(file, "top secret\n");
-      await chmod(file, 0o000);
-      let prefix: string[] = [];
-      if (process.getuid?.() === 0) {
-        // Root reads anything; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it obeys the mode bits like anyone.
-        const drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"];
-        const probe = spawnSync(drop[0], [...drop.slice(1), "cat", file], { encoding: "utf8" });
-        if (probe.status === 0 || !/Permission denied/i.test(probe.stderr ?? "")) {
-          console.log(`skipped: running as root and cannot drop CAP_DAC_OVERRIDE with setpriv (${probe.error?.message ?? probe.stderr?.trim() ?? "file still readable"})`);
-          ctx.skip();
-        }
-        prefix = drop;
+  it("an unreadable file: eacces, exit 1, nothing stored", async (ctx) => {
+    const dir = net.dir("unreadable");
+    const file = join(dir, "secret.txt");
+    await writeFile(file, "top secret\n");
+    await chmod(file, 0o000);
+    let prefix: string[] = [];
+    if (process.getuid?.() === 0) {
+      // Root reads anything; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it obeys the mode bits like anyone.
+      const drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"];
+      const probe = spawnSync(drop[0], [...drop.slice(1), "cat", file], { encoding: "utf8" });
+      if (probe.status === 0 || !/Permission denied/i.test(probe.stderr ?? "")) {
+        console.log(`skipped: running as root and cannot drop CAP_DAC_OVERRIDE with setpriv (${probe.error?.message ?? probe.stderr?.trim() ?? "file still readable"})`);
+        ctx.skip();
       }
-      const before = client.chunkFiles().size;
-      const result = await client.spawnCli(["put", file], { prefix }).exited;
-      const message = expectErrorLine(result, "eacces", 1);
-      expect(message).toMatch(/permission denied/i);
-      expect(message).toContain("secret.txt");
-      expect(client.chunkFiles().size).toBe(before);
-    },
-    120_000,
-  );
+      prefix = drop;
+    }
+    const before = client.chunkFiles().size;
+    const result = await client.spawnCli(["put", file], { prefix }).exited;
+    const message = expectErrorLine(result, "eacces", 1);
+    expect(message).toMatch(/permission denied/i);
+    expect(message).toContain("secret.txt");
+    expect(client.chunkFiles().size).toBe(before);
+  }, 120_000);
 });
 
 describe("the network", () => {
-  it(
-    "a dead edge: put fails with edge_unreachable; get names the unreachable edge; nothing under the final name",
-    async () => {
-      const home = await net.addPeer({ start: false });
-      const port = await closedPort();
-      await editConfig(home.home, (config) => {
-        config.edgeUrl = `http://127.0.0.1:${port}`;
-      });
-      const file = join(net.dir("dead-edge-in"), "doc.txt");
-      await writeFile(file, "to nowhere\n");
-      const put = expectErrorLine(await home.run(["put", file]), "edge_unreachable", 1);
-      expect(put).toContain(`127.0.0.1:${port}`);
-      expectJsonError(await home.run(["--json", "put", file]), "edge_unreachable", 1);
-      expect(await expectStoreIntact(home.storeDir)).toBe(0);
+  it("a dead edge: put fails with edge_unreachable; get names the unreachable edge; nothing under the final name", async () => {
+    const home = await net.addPeer({ start: false });
+    const port = await closedPort();
+    await editConfig(home.home, (config) => {
+      config.edgeUrl = `http://127.0.0.1:${port}`;
+    });
+    const file = join(net.dir("dead-edge-in"), "doc.txt");
+    await writeFile(file, "to nowhere\n");
+    const put = expectErrorLine(await home.run(["put", file]), "edge_unreachable", 1);
+    expect(put).toContain(`127.0.0.1:${port}`);
+    expectJsonError(await home.run(["--json", "put", file]), "edge_unreachable", 1);
+    expect(await expectStoreIntact(home.storeDir)).toBe(0);
 
-      const dir = net.dir("dead-edge-out");
-      const out = join(dir, "known.bin");
-      const get = expectErrorLine(await home.run(["get", known.link, "-o", out]), "chunk_unavailable", 1, { warningsAllowed: true });
-      expect(get).toMatch(/cannot reach the edge/);
-      expect(get).toContain(`127.0.0.1:${port}`);
-      expectJsonError(await home.run(["--json", "get", known.link, "-o", out]), "chunk_unavailable", 1);
-      expect(listDir(dir)).toEqual([]);
-    },
-    180_000,
-  );
+    const dir = net.dir("dead-edge-out");
+    const out = join(dir, "known.bin");
+    const get = expectErrorLine(await home.run(["get", known.link, "-o", out]), "chunk_unavailable", 1, { warningsAllowed: true });
+    expect(get).toMatch(/cannot reach the edge/);
+    expect(get).toContain(`127.0.0.1:${port}`);
+    expectJsonError(await home.run(["--json", "get", known.link, "-o", out]), "chunk_unavailable", 1);
+    expect(listDir(dir)).toEqual([]);
+  }, 180_000);
 
-  it(
-    "every replica serves wrong bytes and there is no R2 copy: a clear error, no output file, no corrupt chunk kept",
-    async () => {
-      const [p1] = net.peers;
-      const source = join(net.dir("liars-in"), "ledger.bin");
-      const sha = await writeRandomFile(source, 5 * MiB + 3, "liars");
-      const put = await p1.put(source, ["--replicas", "2"]);
-      const chunks = await p1.fileChunks(put.link);
-      const victim = chunks[chunks.length - 1];
-      const holders = net.holdersOf(victim.cid, net.peers);
-      expect(holders).toHaveLength(2);
-      for (const holder of holders) await holder.corruptChunk(victim.cid);
+  it("every replica serves wrong bytes and there is no R2 copy: a clear error, no output file, no corrupt chunk kept", async () => {
+    const [p1] = net.peers;
+    const source = join(net.dir("liars-in"), "ledger.bin");
+    const sha = await writeRandomFile(source, 5 * MiB + 3, "liars");
+    const put = await p1.put(source, ["--replicas", "2"]);
+    const chunks = await p1.fileChunks(put.link);
+    const victim = chunks[chunks.length - 1];
+    const holders = net.holdersOf(victim.cid, net.peers);
+    expect(holders).toHaveLength(2);
+    for (const holder of holders) await holder.corruptChunk(victim.cid);
 
-      const d = await net.addPeer({ start: false });
-      const dir = net.dir("liars-out");
-      const out = join(dir, "ledger.bin");
-      // An older file under the output name stays as it was.
-      await writeFile(out, "previous version\n");
-      const message = expectErrorLine(await d.run(["get", put.link, "-o", out]), "chunk_unavailable", 1, { warningsAllowed: true });
-      expect(message).toContain(victim.cid);
-      expect(message).toMatch(/do not match the CID/);
-      expect(await readFile(out, "utf8")).toBe("previous version\n");
-      // Everything obtainable is kept for a re-run, under the part name only.
-      expect(listDir(dir)).toEqual(["ledger.bin", "ledger.bin.peercloud-part", "ledger.bin.peercloud-part.state"]);
-      expect(await expectStoreIntact(d.storeDir)).toBe(chunks.length);
-      expect(d.holds(victim.cid)).toBe(false);
+    const d = await net.addPeer({ start: false });
+    const dir = net.dir("liars-out");
+    const out = join(dir, "ledger.bin");
+    // An older file under the output name stays as it was.
+    await writeFile(out, "previous version\n");
+    const message = expectErrorLine(await d.run(["get", put.link, "-o", out]), "chunk_unavailable", 1, { warningsAllowed: true });
+    expect(message).toContain(victim.cid);
+    expect(message).toMatch(/do not match the CID/);
+    expect(await readFile(out, "utf8")).toBe("previous version\n");
+    // Everything obtainable is kept for a re-run, under the part name only.
+    expect(listDir(dir)).toEqual(["ledger.bin", "ledger.bin.peercloud-part", "ledger.bin.peercloud-part.state"]);
+    expect(await expectStoreIntact(d.storeDir)).toBe(chunks.length);
+    expect(d.holds(victim.cid)).toBe(false);
 
-      const json = expectJsonError(await d.run(["--json", "get", put.link, "-o", out]), "chunk_unavailable", 1);
-      expect(json).toContain(victim.cid);
+    const json = expectJsonError(await d.run(["--json", "get", put.link, "-o", out]), "chunk_unavailable", 1);
+    expect(json).toContain(victim.cid);
 
-      // Once a holder has good bytes again (flipping the same bytes back), a re-run resumes and completes.
-      await holders[0].corruptChunk(victim.cid);
-      const rerun = await d.run(["--json", "get", put.link, "-o", out]);
-      expect(rerun.code, rerun.stderr).toBe(0);
-      expect(JSON.parse(rerun.stdout)).toMatchObject({ resumedChunks: chunks.length - 1, fromPeers: 1 });
-      expect(await sha256File(out)).toBe(sha);
-      expect(listDir(dir)).toEqual(["ledger.bin"]);
-    },
-    180_000,
-  );
+    // Once a holder has good bytes again (flipping the same bytes back), a re-run resumes and completes.
+    await holders[0].corruptChunk(victim.cid);
+    const rerun = await d.run(["--json", "get", put.link, "-o", out]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ resumedChunks: chunks.length - 1, fromPeers: 1 });
+    expect(await sha256File(out)).toBe(sha);
+    expect(listDir(dir)).toEqual(["ledger.bin"]);
+  }, 180_000);
 });
 
 describe("full disks", () => {
-  it(
-    "a storage limit smaller than the file: put fails with store_full and the store stays intact; get still delivers",
-    async () => {
-      const small = await net.addPeer({ startOptions: { storageLimit: "1MiB" } });
-      const dir = net.dir("limit");
-      const file = join(dir, "too-big.bin");
-      await writeRandomFile(file, 3 * MiB, "limit");
-      const message = expectErrorLine(await small.run(["put", file]), "store_full", 1);
-      expect(message.length).toBeGreaterThan(10);
-      expectJsonError(await small.run(["--json", "put", file]), "store_full", 1);
-      const status = JSON.parse((await small.run(["--json", "status"])).stdout) as { store: { usedBytes: number; pinnedBytes: number; limitBytes: number } };
-      expect(status.store.limitBytes).toBe(MiB);
-      expect(status.store.usedBytes).toBeLessThanOrEqual(MiB);
-      console.log(`after the failed put: ${status.store.usedBytes} bytes used, ${status.store.pinnedBytes} pinned`);
+  it("a storage limit smaller than the file: put fails with store_full and the store stays intact; get still delivers", async () => {
+    const small = await net.addPeer({ startOptions: { storageLimit: "1MiB" } });
+    const dir = net.dir("limit");
+    const file = join(dir, "too-big.bin");
+    await writeRandomFile(file, 3 * MiB, "limit");
+    const message = expectErrorLine(await small.run(["put", file]), "store_full", 1);
+    expect(message.length).toBeGreaterThan(10);
+    expectJsonError(await small.run(["--json", "put", file]), "store_full", 1);
+    const status = JSON.parse((await small.run(["--json", "status"])).stdout) as { store: { usedBytes: number; pinnedBytes: number; limitBytes: number } };
+    expect(status.store.limitBytes).toBe(MiB);
+    expect(status.store.usedBytes).toBeLessThanOrEqual(MiB);
+    console.log(`after the failed put: ${status.store.usedBytes} bytes used, ${status.store.pinnedBytes} pinned`);
 
-      // The failed put must not leave the store unusable: a small file still fits.
-      const smallFile = join(dir, "small.txt");
-      await writeFile(smallFile, "fits\n");
-      const fits = await small.run(["put", smallFile]);
-      expect(fits.code, fits.stderr).toBe(0);
+    // The failed put must not leave the store unusable: a small file still fits.
+    const smallFile = join(dir, "small.txt");
+    await writeFile(smallFile, "fits\n");
+    const fits = await small.run(["put", smallFile]);
+    expect(fits.code, fits.stderr).toBe(0);
 
-      // A download does not need room in the store (it is only a cache): the file arrives whole.
-      const out = join(dir, "known.bin");
-      const got = await small.run(["--json", "get", known.link, "-o", out]);
-      expect(got.code, got.stderr).toBe(0);
-      expect(await sha256File(out)).toBe(knownSha);
-      // Stopped, the daemon has flushed everything: only whole, matching chunk files remain.
-      await small.stop();
-      await expectStoreIntact(small.storeDir);
-    },
-    180_000,
-  );
+    // A download does not need room in the store (it is only a cache): the file arrives whole.
+    const out = join(dir, "known.bin");
+    const got = await small.run(["--json", "get", known.link, "-o", out]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(await sha256File(out)).toBe(knownSha);
+    // Stopped, the daemon has flushed everything: only whole, matching chunk files remain.
+    await small.stop();
+    await expectStoreIntact(small.storeDir);
+  }, 180_000);
 
   describe("a real ENOSPC (a 2 MiB tmpfs in a private mount namespace)", () => {
     const unshare = ["unshare", "--mount", "--map-root-user"];
-    const probe = spawnSync(unshare[0], [...unshare.slice(1), "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\" && umount \"$d\"; rc=$?; rmdir \"$d\"; exit $rc"], { encoding: "utf8" });
+    const probe = spawnSync(unshare[0], [...unshare.slice(1), "sh", "-c", 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; rc=$?; rmdir "$d"; exit $rc'], { encoding: "utf8" });
     const available = probe.status === 0;
     if (!available) console.log(`skipped: cannot mount a tmpfs in a user+mount namespace (${probe.error?.message ?? probe.stderr?.trim() ?? `exit ${probe.status}`})`);
 
@@ -416,17 +384,13 @@ describe("full disks", () => {
 });
 
 describe("output paths", () => {
-  it(
-    "an output path in a missing directory: one error line, exit 1, nothing created",
-    async () => {
-      const dir = net.dir("missing-dir");
-      const out = join(dir, "no", "such", "dir", "known.bin");
-      const message = expectErrorLine(await client.run(["get", known.link, "-o", out]), "enoent", 1);
-      expect(message).toMatch(/no such file or directory/i);
-      expect(message).toContain(join(dir, "no", "such", "dir"));
-      expectJsonError(await client.run(["--json", "get", known.link, "-o", out]), "enoent", 1);
-      expect(listDir(dir)).toEqual([]);
-    },
-    120_000,
-  );
+  it("an output path in a missing directory: one error line, exit 1, nothing created", async () => {
+    const dir = net.dir("missing-dir");
+    const out = join(dir, "no", "such", "dir", "known.bin");
+    const message = expectErrorLine(await client.run(["get", known.link, "-o", out]), "enoent", 1);
+    expect(message).toMatch(/no such file or directory/i);
+    expect(message).toContain(join(dir, "no", "such", "dir"));
+    expectJsonError(await client.run(["--json", "get", known.link, "-o", out]), "enoent", 1);
+    expect(listDir(dir)).toEqual([]);
+  }, 120_000);
 });

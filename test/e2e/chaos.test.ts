@@ -113,7 +113,12 @@ beforeAll(async () => {
     peers: PEERS,
     startEdge: async () =>
       (edge = await startRestartableEdge({
-        vars: { HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), REPAIR_JOB_TIMEOUT_MS: String(REPAIR_TIMEOUT_MS), REPAIR_RETRY_BACKOFF_MS: String(REPAIR_BACKOFF_MS), REPAIR_JOBS_PER_PEER: String(REPAIR_JOBS_PER_PEER) },
+        vars: {
+          HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+          REPAIR_JOB_TIMEOUT_MS: String(REPAIR_TIMEOUT_MS),
+          REPAIR_RETRY_BACKOFF_MS: String(REPAIR_BACKOFF_MS),
+          REPAIR_JOBS_PER_PEER: String(REPAIR_JOBS_PER_PEER),
+        },
       })),
   });
   storage.push(...net.peers);
@@ -226,7 +231,9 @@ async function waitConverged(since: number, bound: number, graceMs = 0): Promise
       return short.length === 0;
     });
   } catch (error) {
-    throw new Error(`${(error as Error).message}\nlast summary: ${JSON.stringify(last)}\nchunks short in the stores: ${short.slice(0, 10).join(", ")}${short.length > 10 ? ` (+${short.length - 10})` : ""}`);
+    throw new Error(
+      `${(error as Error).message}\nlast summary: ${JSON.stringify(last)}\nchunks short in the stores: ${short.slice(0, 10).join(", ")}${short.length > 10 ? ` (+${short.length - 10})` : ""}`,
+    );
   }
   return { summary: last!, ms: Date.now() - since };
 }
@@ -359,185 +366,201 @@ async function restart(peer: TestPeer): Promise<void> {
 // ---------------------------------------------------------------------------
 
 describe("chaos: peers and the edge die and come back; nothing is lost", () => {
-  it(
-    `200 files at factor 3 survive rounds of SIGKILLs mid-download and mid-repair, restarts, fresh peers and an edge restart`,
-    async () => {
-      // --- Put 200 files of mixed sizes, from every peer in turn.
-      const dir = net.dir("chaos-src");
-      const sizes = Array.from({ length: FILES }, (_, i) => {
-        if (i % 20 === 0) return 1024 * 1024 + randomInt(rand, 3 * 1024 * 1024); // 10 files of 1–4 MiB
-        if (i % 10 === 5) return 256 * 1024 + randomInt(rand, 768 * 1024); // 10 of 256 KiB–1 MiB
-        return Math.floor(1024 * Math.pow(256, rand())); // 180 of 1 KiB–256 KiB, log-uniform
+  it(`200 files at factor 3 survive rounds of SIGKILLs mid-download and mid-repair, restarts, fresh peers and an edge restart`, async () => {
+    // --- Put 200 files of mixed sizes, from every peer in turn.
+    const dir = net.dir("chaos-src");
+    const sizes = Array.from({ length: FILES }, (_, i) => {
+      if (i % 20 === 0) return 1024 * 1024 + randomInt(rand, 3 * 1024 * 1024); // 10 files of 1–4 MiB
+      if (i % 10 === 5) return 256 * 1024 + randomInt(rand, 768 * 1024); // 10 of 256 KiB–1 MiB
+      return Math.floor(1024 * Math.pow(256, rand())); // 180 of 1 KiB–256 KiB, log-uniform
+    });
+    const putStarted = Date.now();
+    await pool(
+      sizes.map((size, index) => ({ size, index })),
+      3,
+      async ({ size, index }) => {
+        const path = join(dir, `file-${index}.bin`);
+        const sha = await writeRandomFile(path, size, `chaos-${SEED}-${index}`);
+        const publisher = storage[index % PEERS];
+        // Through the publisher daemon's control socket, as `peercloud put` does when a daemon runs (no process start per file).
+        const put = await new ControlClient(publisher.ready!.controlSocket).put({ path, replicas: REPLICAS });
+        expect(put.replicasAchieved, `file ${index}`).toBe(REPLICAS);
+        const chunks = await publisher.fileChunks(put.link);
+        files.push({ index, size, sha, link: put.link, cids: [put.cid, ...chunks.map((c) => c.cid)] });
+        await rm(path);
+      },
+    );
+    files.sort((a, b) => a.index - b.index);
+    allCids = [...new Set(files.flatMap((f) => f.cids))];
+    for (const cid of allCids) {
+      const holder = storage.find((p) => p.holds(cid))!;
+      sealedBytes.set(cid, statSync(holder.chunkFiles().get(cid)!).size);
+    }
+    const totalBytes = sizes.reduce((a, b) => a + b, 0);
+    const sealedTotal = [...sealedBytes.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `chaos: put ${FILES} files, ${mib(totalBytes)} MiB (${allCids.length} distinct chunks, ${mib(sealedTotal)} MiB sealed) at factor ${REPLICAS} on ${PEERS} peers in ${Date.now() - putStarted} ms`,
+    );
+    // Every replica announced and placed before the first kill.
+    await waitConverged(Date.now(), 60_000);
+
+    // --- Round 1: kills in the middle of downloads.
+    {
+      const roundStart = holderMap();
+      const before = await regionSummary();
+      const large = files.filter((f) => f.size >= 1024 * 1024);
+      const outDir = net.dir("download-out");
+      const target = large[0];
+      const victims = pickVictims(2, [], target.cids[target.cids.length - 1]);
+      // One-shot gets (no daemon: the process that fetches is the one frozen below), each in its own home (a home admits one process).
+      const downloaders: TestPeer[] = [];
+      // addPeer names homes by count: one at a time.
+      for (let i = 0; i < 3; i++) downloaders.push(await net.addPeer({ start: false }));
+      const gets = downloaders.map((downloader, i) => {
+        const file = large[i];
+        const out = join(outDir, `file-${file.index}.bin`);
+        return { file, out, proc: downloader.spawnCli(["--json", "get", file.link, "-o", out], { timeoutMs: 180_000 }) };
       });
-      const putStarted = Date.now();
-      await pool(
-        sizes.map((size, index) => ({ size, index })),
-        3,
-        async ({ size, index }) => {
-          const path = join(dir, `file-${index}.bin`);
-          const sha = await writeRandomFile(path, size, `chaos-${SEED}-${index}`);
-          const publisher = storage[index % PEERS];
-          // Through the publisher daemon's control socket, as `peercloud put` does when a daemon runs (no process start per file).
-          const put = await new ControlClient(publisher.ready!.controlSocket).put({ path, replicas: REPLICAS });
-          expect(put.replicasAchieved, `file ${index}`).toBe(REPLICAS);
-          const chunks = await publisher.fileChunks(put.link);
-          files.push({ index, size, sha, link: put.link, cids: [put.cid, ...chunks.map((c) => c.cid)] });
-          await rm(path);
-        },
-      );
-      files.sort((a, b) => a.index - b.index);
-      allCids = [...new Set(files.flatMap((f) => f.cids))];
-      for (const cid of allCids) {
-        const holder = storage.find((p) => p.holds(cid))!;
-        sealedBytes.set(cid, statSync(holder.chunkFiles().get(cid)!).size);
+      // Freeze every get once it fetches chunks, kill the holders, thaw: the gets lose sources mid-file.
+      await Promise.all(gets.map((g) => g.proc.waitForJson("stderr", (e) => e.type === "progress" && e.phase === "fetch").catch(() => null)));
+      const midway = gets.filter((g) => g.proc.child.exitCode === null);
+      for (const g of midway) g.proc.signal("SIGSTOP");
+      const killedAt = new Map<TestPeer, number>();
+      for (const v of victims) await kill(v, killedAt);
+      for (const g of midway) g.proc.signal("SIGCONT");
+      for (const g of gets) {
+        const result = await g.proc.exited;
+        expect(result.code, `get of file ${g.file.index} after its holders died:\n--- stdout\n${result.stdout.slice(-3000)}\n--- stderr\n${result.stderr.slice(-3000)}`).toBe(0);
+        expect(await sha256File(g.out)).toBe(g.file.sha);
       }
-      const totalBytes = sizes.reduce((a, b) => a + b, 0);
-      const sealedTotal = [...sealedBytes.values()].reduce((a, b) => a + b, 0);
-      console.log(
-        `chaos: put ${FILES} files, ${mib(totalBytes)} MiB (${allCids.length} distinct chunks, ${mib(sealedTotal)} MiB sealed) at factor ${REPLICAS} on ${PEERS} peers in ${Date.now() - putStarted} ms`,
-      );
-      // Every replica announced and placed before the first kill.
+      console.log(`chaos round download: ${midway.length}/${gets.length} get(s) were frozen mid-fetch when ${victims.map((v) => v.name).join(", ")} died; all finished bit-exact`);
+      // The first victim comes back at once with its store (a blip: it should not be declared dead); the other stays dead.
+      const [blip, dead] = victims;
+      await restart(blip);
+      const detections = dead ? [detected(dead, heldBy(dead), killedAt.get(dead)!, 120_000)] : [];
+      await addFreshPeer();
+      await closeRound({
+        name: "download",
+        roundStart,
+        before,
+        victims,
+        killedAt,
+        detections,
+        lastDisruptionAt: Math.max(...killedAt.values()),
+        edgeRestarted: false,
+        note: `${blip.name} restarted at once`,
+      });
+    }
+
+    // --- Round 2: a kill in the middle of repairs.
+    let round2Victims: TestPeer[] = [];
+    {
+      const roundStart = holderMap();
+      const before = await regionSummary();
+      const [first] = pickVictims(1);
+      const killedAt = new Map<TestPeer, number>();
+      await kill(first, killedAt);
+      const detections = [detected(first, heldBy(first), killedAt.get(first)!, 120_000)];
+      await waitUntil("repair jobs running", 120_000, async () => {
+        const s = await regionSummary();
+        return s.repair.runningJobs > 0 || s.repair.completedJobs > before.repair.completedJobs;
+      });
+      const pausedMs = await randomPause(1500);
+      const mid = await regionSummary();
+      const [second] = pickVictims(1, [first]);
+      let note = "no second victim possible";
+      if (second) {
+        await kill(second, killedAt);
+        detections.push(detected(second, heldBy(second), killedAt.get(second)!, 120_000));
+        note = `${second.name} killed ${pausedMs} ms into the repair (jobs then: ${mid.repair.runningJobs} running, ${mid.repair.queuedJobs} queued, ${mid.repair.completedJobs - before.repair.completedJobs} done)`;
+      }
+      round2Victims = second ? [first, second] : [first];
+      await closeRound({ name: "repair", roundStart, before, victims: round2Victims, killedAt, detections, lastDisruptionAt: Math.max(...killedAt.values()), edgeRestarted: false, note });
+    }
+
+    // --- Round 3: restarts, kills, and the edge restarts meanwhile.
+    {
+      for (const p of round2Victims) await restart(p);
+      // The returning stores count again before the round starts.
       await waitConverged(Date.now(), 60_000);
-
-      // --- Round 1: kills in the middle of downloads.
-      {
-        const roundStart = holderMap();
-        const before = await regionSummary();
-        const large = files.filter((f) => f.size >= 1024 * 1024);
-        const outDir = net.dir("download-out");
-        const target = large[0];
-        const victims = pickVictims(2, [], target.cids[target.cids.length - 1]);
-        // One-shot gets (no daemon: the process that fetches is the one frozen below), each in its own home (a home admits one process).
-        const downloaders: TestPeer[] = [];
-        // addPeer names homes by count: one at a time.
-        for (let i = 0; i < 3; i++) downloaders.push(await net.addPeer({ start: false }));
-        const gets = downloaders.map((downloader, i) => {
-          const file = large[i];
-          const out = join(outDir, `file-${file.index}.bin`);
-          return { file, out, proc: downloader.spawnCli(["--json", "get", file.link, "-o", out], { timeoutMs: 180_000 }) };
-        });
-        // Freeze every get once it fetches chunks, kill the holders, thaw: the gets lose sources mid-file.
-        await Promise.all(gets.map((g) => g.proc.waitForJson("stderr", (e) => e.type === "progress" && e.phase === "fetch").catch(() => null)));
-        const midway = gets.filter((g) => g.proc.child.exitCode === null);
-        for (const g of midway) g.proc.signal("SIGSTOP");
-        const killedAt = new Map<TestPeer, number>();
-        for (const v of victims) await kill(v, killedAt);
-        for (const g of midway) g.proc.signal("SIGCONT");
-        for (const g of gets) {
-          const result = await g.proc.exited;
-          expect(result.code, `get of file ${g.file.index} after its holders died:\n--- stdout\n${result.stdout.slice(-3000)}\n--- stderr\n${result.stderr.slice(-3000)}`).toBe(0);
-          expect(await sha256File(g.out)).toBe(g.file.sha);
-        }
-        console.log(`chaos round download: ${midway.length}/${gets.length} get(s) were frozen mid-fetch when ${victims.map((v) => v.name).join(", ")} died; all finished bit-exact`);
-        // The first victim comes back at once with its store (a blip: it should not be declared dead); the other stays dead.
-        const [blip, dead] = victims;
-        await restart(blip);
-        const detections = dead ? [detected(dead, heldBy(dead), killedAt.get(dead)!, 120_000)] : [];
-        await addFreshPeer();
-        await closeRound({ name: "download", roundStart, before, victims, killedAt, detections, lastDisruptionAt: Math.max(...killedAt.values()), edgeRestarted: false, note: `${blip.name} restarted at once` });
+      const roundStart = holderMap();
+      const before = await regionSummary();
+      const victims = pickVictims(2);
+      const killedAt = new Map<TestPeer, number>();
+      for (const v of victims) {
+        await kill(v, killedAt);
+        await randomPause(1000);
       }
-
-      // --- Round 2: a kill in the middle of repairs.
-      let round2Victims: TestPeer[] = [];
-      {
-        const roundStart = holderMap();
-        const before = await regionSummary();
-        const [first] = pickVictims(1);
-        const killedAt = new Map<TestPeer, number>();
-        await kill(first, killedAt);
-        const detections = [detected(first, heldBy(first), killedAt.get(first)!, 120_000)];
-        await waitUntil("repair jobs running", 120_000, async () => {
-          const s = await regionSummary();
-          return s.repair.runningJobs > 0 || s.repair.completedJobs > before.repair.completedJobs;
-        });
-        const pausedMs = await randomPause(1500);
-        const mid = await regionSummary();
-        const [second] = pickVictims(1, [first]);
-        let note = "no second victim possible";
-        if (second) {
-          await kill(second, killedAt);
-          detections.push(detected(second, heldBy(second), killedAt.get(second)!, 120_000));
-          note = `${second.name} killed ${pausedMs} ms into the repair (jobs then: ${mid.repair.runningJobs} running, ${mid.repair.queuedJobs} queued, ${mid.repair.completedJobs - before.repair.completedJobs} done)`;
-        }
-        round2Victims = second ? [first, second] : [first];
-        await closeRound({ name: "repair", roundStart, before, victims: round2Victims, killedAt, detections, lastDisruptionAt: Math.max(...killedAt.values()), edgeRestarted: false, note });
-      }
-
-      // --- Round 3: restarts, kills, and the edge restarts meanwhile.
-      {
-        for (const p of round2Victims) await restart(p);
-        // The returning stores count again before the round starts.
-        await waitConverged(Date.now(), 60_000);
-        const roundStart = holderMap();
-        const before = await regionSummary();
-        const victims = pickVictims(2);
-        const killedAt = new Map<TestPeer, number>();
-        for (const v of victims) {
-          await kill(v, killedAt);
-          await randomPause(1000);
-        }
-        const pausedMs = await randomPause(DEAD_MS);
-        const { downMs } = await edge.restart();
-        const restartedAt = Date.now();
-        // What the restarted directory makes of the peers: every running storage peer reconnected, and only the victims dead.
-        const expectedLost = [...roundStart].reduce((n, [, h]) => n + Math.max(0, REPLICAS - [...h].filter(running).length), 0);
-        await waitUntil("every running peer reconnected to the restarted edge", 60_000, async () => (await regionSummary()).peers.connected >= runningPeers().length);
-        const reconnected = await regionSummary();
-        console.log(
-          `chaos round edge: ${Date.now() - restartedAt} ms after the restart all ${runningPeers().length} running storage peers are connected; ` +
-            `peers ${JSON.stringify(reconnected.peers)}, under-replicated ${reconnected.underReplicatedChunks} (replicas lost with the victims: ${expectedLost}), repair ${JSON.stringify(reconnected.repair)}`,
-        );
-        const detections = victims.map((v) => detected(v, heldBy(v), killedAt.get(v)!, 120_000));
-        await addFreshPeer();
-        await closeRound({
-          name: "edge",
-          roundStart,
-          before,
-          victims,
-          killedAt,
-          detections,
-          lastDisruptionAt: restartedAt,
-          edgeRestarted: true,
-          note: `edge restarted ${pausedMs} ms after the last kill, down ${downMs} ms`,
-        });
-      }
-
-      // --- Round 4: as many victims as the stores allow (≤ 3), at random moments; one comes back after being declared dead.
-      {
-        const roundStart = holderMap();
-        const before = await regionSummary();
-        const victims = pickVictims(3);
-        const killedAt = new Map<TestPeer, number>();
-        for (const v of victims) {
-          await kill(v, killedAt);
-          await randomPause(2000);
-        }
-        const detections = victims.map((v) => detected(v, heldBy(v), killedAt.get(v)!, 120_000));
-        const back = pick(victims);
-        await detections[victims.indexOf(back)];
-        await restart(back);
-        await closeRound({ name: "churn", roundStart, before, victims, killedAt, detections, lastDisruptionAt: Math.max(...killedAt.values()), edgeRestarted: false, note: `${back.name} restarted after it was declared dead` });
-      }
-
-      // --- Zero files lost: every file, bit-exact.
-      await verifyDownloads("final", files);
-      console.log("chaos figures (seed " + SEED + "):");
-      console.table(
-        figures.map((f) => ({
-          round: f.name,
-          victims: f.victims.join(" "),
-          "detect ms": f.detectMs.join(" ") || "-",
-          "repair ms": f.repairMs,
-          "bound ms": f.boundMs,
-          "repaired MiB": mib(f.bytesRepaired),
-          "minimum MiB": mib(f.minimumBytes),
-          ratio: f.minimumBytes ? (f.bytesRepaired / f.minimumBytes).toFixed(2) : "-",
-          jobs: f.completedJobs,
-          "failed attempts": f.failedAttempts,
-        })),
+      const pausedMs = await randomPause(DEAD_MS);
+      const { downMs } = await edge.restart();
+      const restartedAt = Date.now();
+      // What the restarted directory makes of the peers: every running storage peer reconnected, and only the victims dead.
+      const expectedLost = [...roundStart].reduce((n, [, h]) => n + Math.max(0, REPLICAS - [...h].filter(running).length), 0);
+      await waitUntil("every running peer reconnected to the restarted edge", 60_000, async () => (await regionSummary()).peers.connected >= runningPeers().length);
+      const reconnected = await regionSummary();
+      console.log(
+        `chaos round edge: ${Date.now() - restartedAt} ms after the restart all ${runningPeers().length} running storage peers are connected; ` +
+          `peers ${JSON.stringify(reconnected.peers)}, under-replicated ${reconnected.underReplicatedChunks} (replicas lost with the victims: ${expectedLost}), repair ${JSON.stringify(reconnected.repair)}`,
       );
-      expect(boundViolations, "rounds whose replication came back only past the stated bound").toEqual([]);
-    },
-    420_000,
-  );
+      const detections = victims.map((v) => detected(v, heldBy(v), killedAt.get(v)!, 120_000));
+      await addFreshPeer();
+      await closeRound({
+        name: "edge",
+        roundStart,
+        before,
+        victims,
+        killedAt,
+        detections,
+        lastDisruptionAt: restartedAt,
+        edgeRestarted: true,
+        note: `edge restarted ${pausedMs} ms after the last kill, down ${downMs} ms`,
+      });
+    }
+
+    // --- Round 4: as many victims as the stores allow (≤ 3), at random moments; one comes back after being declared dead.
+    {
+      const roundStart = holderMap();
+      const before = await regionSummary();
+      const victims = pickVictims(3);
+      const killedAt = new Map<TestPeer, number>();
+      for (const v of victims) {
+        await kill(v, killedAt);
+        await randomPause(2000);
+      }
+      const detections = victims.map((v) => detected(v, heldBy(v), killedAt.get(v)!, 120_000));
+      const back = pick(victims);
+      await detections[victims.indexOf(back)];
+      await restart(back);
+      await closeRound({
+        name: "churn",
+        roundStart,
+        before,
+        victims,
+        killedAt,
+        detections,
+        lastDisruptionAt: Math.max(...killedAt.values()),
+        edgeRestarted: false,
+        note: `${back.name} restarted after it was declared dead`,
+      });
+    }
+
+    // --- Zero files lost: every file, bit-exact.
+    await verifyDownloads("final", files);
+    console.log("chaos figures (seed " + SEED + "):");
+    console.table(
+      figures.map((f) => ({
+        round: f.name,
+        victims: f.victims.join(" "),
+        "detect ms": f.detectMs.join(" ") || "-",
+        "repair ms": f.repairMs,
+        "bound ms": f.boundMs,
+        "repaired MiB": mib(f.bytesRepaired),
+        "minimum MiB": mib(f.minimumBytes),
+        ratio: f.minimumBytes ? (f.bytesRepaired / f.minimumBytes).toFixed(2) : "-",
+        jobs: f.completedJobs,
+        "failed attempts": f.failedAttempts,
+      })),
+    );
+    expect(boundViolations, "rounds whose replication came back only past the stated bound").toEqual([]);
+  }, 420_000);
 });

@@ -27,56 +27,52 @@ afterAll(async () => {
 });
 
 describe("peer drain", () => {
-  it(
-    "drains a holder until nothing would be lost, then the files survive its shutdown bit-exact",
-    async () => {
-      const [publisher] = net.peers;
-      const dir = net.dir("drain");
-      const sizes = [3 * 1024 * 1024 + 11, 1024 * 1024 + 3, 150_000];
-      const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
-      for (const [i, size] of sizes.entries()) {
-        const path = join(dir, `file-${i}.bin`);
-        const sha = await writeRandomFile(path, size, `drain-${i}`);
-        const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
-        expect(put.replicasAchieved).toBe(REPLICAS);
-        const chunks = await publisher.fileChunks(put.link);
-        files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
-      }
-      const cids = [...new Set(files.flatMap((f) => f.cids))];
-      await waitUntil("every chunk has 2 live providers", 60_000, async () => {
-        for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
-        return true;
-      });
+  it("drains a holder until nothing would be lost, then the files survive its shutdown bit-exact", async () => {
+    const [publisher] = net.peers;
+    const dir = net.dir("drain");
+    const sizes = [3 * 1024 * 1024 + 11, 1024 * 1024 + 3, 150_000];
+    const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const path = join(dir, `file-${i}.bin`);
+      const sha = await writeRandomFile(path, size, `drain-${i}`);
+      const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
+      expect(put.replicasAchieved).toBe(REPLICAS);
+      const chunks = await publisher.fileChunks(put.link);
+      files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
+    }
+    const cids = [...new Set(files.flatMap((f) => f.cids))];
+    await waitUntil("every chunk has 2 live providers", 60_000, async () => {
+      for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
+      return true;
+    });
 
-      const others = net.peers.filter((p) => p !== publisher);
-      const leaving = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
-      const held = cids.filter((c) => leaving.holds(c));
-      expect(held.length).toBeGreaterThan(0);
+    const others = net.peers.filter((p) => p !== publisher);
+    const leaving = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
+    const held = cids.filter((c) => leaving.holds(c));
+    expect(held.length).toBeGreaterThan(0);
 
-      const startedAt = Date.now();
-      const drain = await leaving.run(["--json", "peer", "drain", "--poll", "250"]);
-      const drainMs = Date.now() - startedAt;
-      expect(drain.code, drain.stderr).toBe(0);
-      const result = JSON.parse(drain.stdout.trim().split("\n").pop()!) as { done: boolean; heldChunks: number; remainingChunks: number; movedBytes: number; durationMs: number };
-      expect(result).toMatchObject({ done: true, remainingChunks: 0 });
-      const progressLines = drain.stderr.split("\n").filter((l) => l.includes('"op":"drain"'));
-      expect(progressLines.length).toBeGreaterThan(0);
-      console.log(`drain: ${held.length} chunk(s) on the leaving peer, ${result.heldChunks} pinned; done in ${drainMs} ms, ${result.movedBytes} bytes moved`);
+    const startedAt = Date.now();
+    const drain = await leaving.run(["--json", "peer", "drain", "--poll", "250"]);
+    const drainMs = Date.now() - startedAt;
+    expect(drain.code, drain.stderr).toBe(0);
+    const result = JSON.parse(drain.stdout.trim().split("\n").pop()!) as { done: boolean; heldChunks: number; remainingChunks: number; movedBytes: number; durationMs: number };
+    expect(result).toMatchObject({ done: true, remainingChunks: 0 });
+    const progressLines = drain.stderr.split("\n").filter((l) => l.includes('"op":"drain"'));
+    expect(progressLines.length).toBeGreaterThan(0);
+    console.log(`drain: ${held.length} chunk(s) on the leaving peer, ${result.heldChunks} pinned; done in ${drainMs} ms, ${result.movedBytes} bytes moved`);
 
-      // Nothing lost by shutting it down: the other peers hold every chunk at least twice.
-      const rest = net.peers.filter((p) => p !== leaving);
-      for (const cid of cids) expect(rest.filter((p) => p.holds(cid)).length, cid).toBeGreaterThanOrEqual(REPLICAS);
-      await leaving.stop();
+    // Nothing lost by shutting it down: the other peers hold every chunk at least twice.
+    const rest = net.peers.filter((p) => p !== leaving);
+    for (const cid of cids) expect(rest.filter((p) => p.holds(cid)).length, cid).toBeGreaterThanOrEqual(REPLICAS);
+    await leaving.stop();
 
-      const downloader = await net.addPeer({ start: false });
-      const outDir = net.dir("drain-out");
-      for (const [i, file] of files.entries()) {
-        const out = join(outDir, `file-${i}.bin`);
-        const got = await downloader.get(file.link, out);
-        expect(got.bytes).toBe(file.size);
-        expect(await sha256File(out)).toBe(file.sha);
-      }
-    },
-    300_000,
-  );
+    const downloader = await net.addPeer({ start: false });
+    const outDir = net.dir("drain-out");
+    for (const [i, file] of files.entries()) {
+      const out = join(outDir, `file-${i}.bin`);
+      const got = await downloader.get(file.link, out);
+      expect(got.bytes).toBe(file.size);
+      expect(await sha256File(out)).toBe(file.sha);
+    }
+  }, 300_000);
 });

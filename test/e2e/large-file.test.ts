@@ -55,68 +55,64 @@ async function vmHwmBytes(pid: number): Promise<number | null> {
 }
 
 describe("[large] 1 GiB", () => {
-  it(
-    "round-trips bit-exact between two peer processes; the get process stays under 200 MB resident",
-    async () => {
-      const [publisher] = net.peers;
-      const downloader = await net.addPeer({ start: false });
-      const dir = net.dir("large");
-      const source = join(dir, "one-gib.bin");
-      const startedMs = Date.now();
-      const sha = await writeRandomFile(source, GiB, "large-file-1gib");
-      const generatedMs = Date.now();
+  it("round-trips bit-exact between two peer processes; the get process stays under 200 MB resident", async () => {
+    const [publisher] = net.peers;
+    const downloader = await net.addPeer({ start: false });
+    const dir = net.dir("large");
+    const source = join(dir, "one-gib.bin");
+    const startedMs = Date.now();
+    const sha = await writeRandomFile(source, GiB, "large-file-1gib");
+    const generatedMs = Date.now();
 
-      const put = await publisher.put(source, ["--replicas", "1"]);
-      const putMs = Date.now();
-      expect(put.bytes).toBe(GiB);
-      expect(put.chunks).toBeGreaterThan(200);
-      await rm(source);
-      const publisherPeak = await vmHwmBytes(publisher.daemon!.pid);
+    const put = await publisher.put(source, ["--replicas", "1"]);
+    const putMs = Date.now();
+    expect(put.bytes).toBe(GiB);
+    expect(put.chunks).toBeGreaterThan(200);
+    await rm(source);
+    const publisherPeak = await vmHwmBytes(publisher.daemon!.pid);
 
-      const probe = join(net.root, "rss-probe.mjs");
-      await writeFile(probe, PROBE);
-      const peakOf = async (file: string) => {
-        const rss = JSON.parse(await readFile(file, "utf8")) as { vmHwmKiB: number | null };
-        if (rss.vmHwmKiB === null) throw new Error(`no VmHWM line in /proc/self/status (${file})`);
-        return rss.vmHwmKiB * 1024;
-      };
-      // The same command's footprint with no transfer (Node and the CLI's module graph, see bin/peercloud.js): for the report.
-      const baselineFile = join(net.root, "status-rss.json");
-      const status = await downloader.run(["--json", "status"], { nodeArgs: ["--import", pathToFileURL(probe).href], env: { PEERCLOUD_TEST_RSS_FILE: baselineFile } });
-      expect(status.code, status.stderr).toBe(0);
-      const baselinePeak = await peakOf(baselineFile);
+    const probe = join(net.root, "rss-probe.mjs");
+    await writeFile(probe, PROBE);
+    const peakOf = async (file: string) => {
+      const rss = JSON.parse(await readFile(file, "utf8")) as { vmHwmKiB: number | null };
+      if (rss.vmHwmKiB === null) throw new Error(`no VmHWM line in /proc/self/status (${file})`);
+      return rss.vmHwmKiB * 1024;
+    };
+    // The same command's footprint with no transfer (Node and the CLI's module graph, see bin/peercloud.js): for the report.
+    const baselineFile = join(net.root, "status-rss.json");
+    const status = await downloader.run(["--json", "status"], { nodeArgs: ["--import", pathToFileURL(probe).href], env: { PEERCLOUD_TEST_RSS_FILE: baselineFile } });
+    expect(status.code, status.stderr).toBe(0);
+    const baselinePeak = await peakOf(baselineFile);
 
-      const rssFile = join(net.root, "get-rss.json");
-      const outDir = net.dir("large-out");
-      const out = join(outDir, "one-gib.bin");
-      const get = downloader.spawnCli(["--json", "get", put.link, "-o", out], {
-        nodeArgs: ["--import", pathToFileURL(probe).href],
-        env: { PEERCLOUD_TEST_RSS_FILE: rssFile },
-        timeoutMs: 540_000,
-      });
-      const result = await get.exited;
-      const gotMs = Date.now();
-      expect(result.code, result.stderr.slice(-4000)).toBe(0);
-      const got = JSON.parse(result.stdout) as GetJson;
-      expect(got).toMatchObject({ path: out, bytes: GiB, chunks: put.chunks, fromCold: 0, fromLocal: 0, sourcesPenalised: [] });
-      expect(listDir(outDir)).toEqual(["one-gib.bin"]);
-      expect(await sha256File(out)).toBe(sha);
-      const verifiedMs = Date.now();
+    const rssFile = join(net.root, "get-rss.json");
+    const outDir = net.dir("large-out");
+    const out = join(outDir, "one-gib.bin");
+    const get = downloader.spawnCli(["--json", "get", put.link, "-o", out], {
+      nodeArgs: ["--import", pathToFileURL(probe).href],
+      env: { PEERCLOUD_TEST_RSS_FILE: rssFile },
+      timeoutMs: 540_000,
+    });
+    const result = await get.exited;
+    const gotMs = Date.now();
+    expect(result.code, result.stderr.slice(-4000)).toBe(0);
+    const got = JSON.parse(result.stdout) as GetJson;
+    expect(got).toMatchObject({ path: out, bytes: GiB, chunks: put.chunks, fromCold: 0, fromLocal: 0, sourcesPenalised: [] });
+    expect(listDir(outDir)).toEqual(["one-gib.bin"]);
+    expect(await sha256File(out)).toBe(sha);
+    const verifiedMs = Date.now();
 
-      const getPeakBytes = await peakOf(rssFile);
-      const summary =
-        `[large] 1 GiB in ${put.chunks} chunks: generate ${((generatedMs - startedMs) / 1000).toFixed(1)} s, put ${((putMs - generatedMs) / 1000).toFixed(1)} s, ` +
-        `get ${((gotMs - putMs) / 1000).toFixed(1)} s, verify ${((verifiedMs - gotMs) / 1000).toFixed(1)} s; ` +
-        `get peak RSS ${(getPeakBytes / MB).toFixed(0)} MB (limit ${MAX_GET_RSS_BYTES / MB} MB; the same command without a transfer: ${(baselinePeak / MB).toFixed(0)} MB, ` +
-        `so the download itself: ${((getPeakBytes - baselinePeak) / MB).toFixed(0)} MB); ` +
-        `publisher daemon peak RSS ${publisherPeak === null ? "unknown" : `${(publisherPeak / MB).toFixed(0)} MB`}`;
-      console.log(summary);
-      expect(baselinePeak).toBeGreaterThan(0);
-      expect(getPeakBytes, summary).toBeLessThanOrEqual(MAX_GET_RSS_BYTES);
+    const getPeakBytes = await peakOf(rssFile);
+    const summary =
+      `[large] 1 GiB in ${put.chunks} chunks: generate ${((generatedMs - startedMs) / 1000).toFixed(1)} s, put ${((putMs - generatedMs) / 1000).toFixed(1)} s, ` +
+      `get ${((gotMs - putMs) / 1000).toFixed(1)} s, verify ${((verifiedMs - gotMs) / 1000).toFixed(1)} s; ` +
+      `get peak RSS ${(getPeakBytes / MB).toFixed(0)} MB (limit ${MAX_GET_RSS_BYTES / MB} MB; the same command without a transfer: ${(baselinePeak / MB).toFixed(0)} MB, ` +
+      `so the download itself: ${((getPeakBytes - baselinePeak) / MB).toFixed(0)} MB); ` +
+      `publisher daemon peak RSS ${publisherPeak === null ? "unknown" : `${(publisherPeak / MB).toFixed(0)} MB`}`;
+    console.log(summary);
+    expect(baselinePeak).toBeGreaterThan(0);
+    expect(getPeakBytes, summary).toBeLessThanOrEqual(MAX_GET_RSS_BYTES);
 
-      // 3 GiB of stores and output: released now rather than at the end of the file.
-      await rm(outDir, { recursive: true, force: true });
-    },
-    600_000,
-  );
+    // 3 GiB of stores and output: released now rather than at the end of the file.
+    await rm(outDir, { recursive: true, force: true });
+  }, 600_000);
 });

@@ -53,74 +53,70 @@ async function liveHolders(cid: string, except: TestPeer): Promise<string[]> {
 }
 
 describe("replica repair after a holder dies", () => {
-  it(
-    "SIGKILL of a holder: every chunk is back at 3 live replicas within the bound, and every file downloads bit-exact",
-    async () => {
-      const [publisher] = net.peers;
-      const dir = net.dir("repair");
-      const sizes = [3 * 1024 * 1024 + 17, 1536 * 1024 + 5, 200_000];
-      const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
-      for (const [i, size] of sizes.entries()) {
-        const path = join(dir, `file-${i}.bin`);
-        const sha = await writeRandomFile(path, size, `repair-${i}`);
-        const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
-        expect(put.replicasAchieved).toBe(REPLICAS);
-        const chunks = await publisher.fileChunks(put.link);
-        files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
-      }
-      const cids = [...new Set(files.flatMap((f) => f.cids))];
-      // Every replica announced before the kill, so that what is missing afterwards is the victim's share only.
-      await waitUntil("every chunk has 3 live providers", 60_000, async () => {
-        for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
-        return true;
-      });
+  it("SIGKILL of a holder: every chunk is back at 3 live replicas within the bound, and every file downloads bit-exact", async () => {
+    const [publisher] = net.peers;
+    const dir = net.dir("repair");
+    const sizes = [3 * 1024 * 1024 + 17, 1536 * 1024 + 5, 200_000];
+    const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const path = join(dir, `file-${i}.bin`);
+      const sha = await writeRandomFile(path, size, `repair-${i}`);
+      const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
+      expect(put.replicasAchieved).toBe(REPLICAS);
+      const chunks = await publisher.fileChunks(put.link);
+      files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
+    }
+    const cids = [...new Set(files.flatMap((f) => f.cids))];
+    // Every replica announced before the kill, so that what is missing afterwards is the victim's share only.
+    await waitUntil("every chunk has 3 live providers", 60_000, async () => {
+      for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
+      return true;
+    });
 
-      // The victim: the non-publisher peer holding the most of these chunks.
-      const others = net.peers.filter((p) => p !== publisher);
-      const victim = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
-      const lost = cids.filter((c) => victim.holds(c));
-      expect(lost.length).toBeGreaterThan(0);
-      const before = await regionSummary();
+    // The victim: the non-publisher peer holding the most of these chunks.
+    const others = net.peers.filter((p) => p !== publisher);
+    const victim = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
+    const lost = cids.filter((c) => victim.holds(c));
+    expect(lost.length).toBeGreaterThan(0);
+    const before = await regionSummary();
 
-      const killedAt = Date.now();
-      await victim.kill("SIGKILL");
-      await waitUntil("the directory stops offering the dead peer", REPAIR_BOUND_MS, async () => !(await net.providersOf(lost[0])).some((p) => p.nodeId === victim.nodeId));
-      const detectMs = Date.now() - killedAt;
-      await waitUntil(`${cids.length} chunks back at ${REPLICAS} live replicas`, REPAIR_BOUND_MS, async () => {
-        for (const cid of cids) if ((await liveHolders(cid, victim)).length < REPLICAS) return false;
-        return true;
-      });
-      const repairMs = Date.now() - killedAt;
-      console.log(
-        `repair: ${lost.length} chunk(s) lost with the victim; detected dead after ${detectMs} ms (dead timeout ${DEAD_MS} ms), ` +
-          `all back at ${REPLICAS} live replicas after ${repairMs} ms (bound ${REPAIR_BOUND_MS} ms)`,
-      );
+    const killedAt = Date.now();
+    await victim.kill("SIGKILL");
+    await waitUntil("the directory stops offering the dead peer", REPAIR_BOUND_MS, async () => !(await net.providersOf(lost[0])).some((p) => p.nodeId === victim.nodeId));
+    const detectMs = Date.now() - killedAt;
+    await waitUntil(`${cids.length} chunks back at ${REPLICAS} live replicas`, REPAIR_BOUND_MS, async () => {
+      for (const cid of cids) if ((await liveHolders(cid, victim)).length < REPLICAS) return false;
+      return true;
+    });
+    const repairMs = Date.now() - killedAt;
+    console.log(
+      `repair: ${lost.length} chunk(s) lost with the victim; detected dead after ${detectMs} ms (dead timeout ${DEAD_MS} ms), ` +
+        `all back at ${REPLICAS} live replicas after ${repairMs} ms (bound ${REPAIR_BOUND_MS} ms)`,
+    );
 
-      // The stores agree with the directory: three survivors hold every chunk, the new copies pinned.
-      const survivors = net.peers.filter((p) => p !== victim);
-      for (const cid of cids) expect(survivors.filter((p) => p.holds(cid)).length, cid).toBeGreaterThanOrEqual(REPLICAS);
+    // The stores agree with the directory: three survivors hold every chunk, the new copies pinned.
+    const survivors = net.peers.filter((p) => p !== victim);
+    for (const cid of cids) expect(survivors.filter((p) => p.holds(cid)).length, cid).toBeGreaterThanOrEqual(REPLICAS);
 
-      const after = await regionSummary();
-      console.log(`repair summary: ${JSON.stringify(after.repair)}, underReplicatedChunks ${after.underReplicatedChunks}`);
-      expect(after.underReplicatedChunks).toBe(0);
-      expect(after.repair.completedJobs - before.repair.completedJobs).toBeGreaterThanOrEqual(lost.length);
-      expect(after.repair.bytesRepaired).toBeGreaterThan(before.repair.bytesRepaired);
-      expect(after.repair).toMatchObject({ queuedJobs: 0, runningJobs: 0 });
-      // The same figures in `status --json` of any peer of the region.
-      const status = JSON.parse((await publisher.run(["--json", "status"])).stdout) as { regionSummary: RegionSummary | null; regionSummaryError?: string };
-      expect(status.regionSummary, status.regionSummaryError).not.toBeNull();
-      expect(status.regionSummary!).toMatchObject({ underReplicatedChunks: 0, repair: { completedJobs: after.repair.completedJobs, bytesRepaired: after.repair.bytesRepaired } });
+    const after = await regionSummary();
+    console.log(`repair summary: ${JSON.stringify(after.repair)}, underReplicatedChunks ${after.underReplicatedChunks}`);
+    expect(after.underReplicatedChunks).toBe(0);
+    expect(after.repair.completedJobs - before.repair.completedJobs).toBeGreaterThanOrEqual(lost.length);
+    expect(after.repair.bytesRepaired).toBeGreaterThan(before.repair.bytesRepaired);
+    expect(after.repair).toMatchObject({ queuedJobs: 0, runningJobs: 0 });
+    // The same figures in `status --json` of any peer of the region.
+    const status = JSON.parse((await publisher.run(["--json", "status"])).stdout) as { regionSummary: RegionSummary | null; regionSummaryError?: string };
+    expect(status.regionSummary, status.regionSummaryError).not.toBeNull();
+    expect(status.regionSummary!).toMatchObject({ underReplicatedChunks: 0, repair: { completedJobs: after.repair.completedJobs, bytesRepaired: after.repair.bytesRepaired } });
 
-      // Every file downloads bit-exact from the survivors, in a home that holds nothing.
-      const downloader = await net.addPeer({ start: false });
-      const outDir = net.dir("repair-out");
-      for (const [i, file] of files.entries()) {
-        const out = join(outDir, `file-${i}.bin`);
-        const got = await downloader.get(file.link, out);
-        expect(got.bytes).toBe(file.size);
-        expect(await sha256File(out)).toBe(file.sha);
-      }
-    },
-    300_000,
-  );
+    // Every file downloads bit-exact from the survivors, in a home that holds nothing.
+    const downloader = await net.addPeer({ start: false });
+    const outDir = net.dir("repair-out");
+    for (const [i, file] of files.entries()) {
+      const out = join(outDir, `file-${i}.bin`);
+      const got = await downloader.get(file.link, out);
+      expect(got.bytes).toBe(file.size);
+      expect(await sha256File(out)).toBe(file.sha);
+    }
+  }, 300_000);
 });

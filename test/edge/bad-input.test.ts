@@ -35,7 +35,10 @@ const nodeId = "ab".repeat(32);
 
 type Case = [name: string, make: () => Promise<Response>];
 
-const unsigned = (method: string, path: string, init: RequestInit = {}): (() => Promise<Response>) => () => edgeFetch(path, { method, ...init });
+const unsigned =
+  (method: string, path: string, init: RequestInit = {}): (() => Promise<Response>) =>
+  () =>
+    edgeFetch(path, { method, ...init });
 
 const CASES: Case[] = [
   ["unknown route", unsigned("GET", "/nope")],
@@ -43,16 +46,26 @@ const CASES: Case[] = [
   ["wrong method on network", unsigned("POST", "/v1/network")],
   ["GET on bootstrap", unsigned("GET", "/v1/bootstrap")],
   ["bootstrap without body", unsigned("POST", "/v1/bootstrap", { headers: { "cf-connecting-ip": randomIp() } })],
-  ...["null", "1", '"s"', "{", "[]", "{}", deepJson, '{"__proto__":{"admin":true}}', "\u0000\u0001"].map(
-    (body): Case => [`bootstrap body ${JSON.stringify(body.slice(0, 20))}`, unsigned("POST", "/v1/bootstrap", { body, headers: { "cf-connecting-ip": randomIp() } })],
-  ),
+  ...["null", "1", '"s"', "{", "[]", "{}", deepJson, '{"__proto__":{"admin":true}}', "\u0000\u0001"].map((body): Case => [
+    `bootstrap body ${JSON.stringify(body.slice(0, 20))}`,
+    unsigned("POST", "/v1/bootstrap", { body, headers: { "cf-connecting-ip": randomIp() } }),
+  ]),
   ["bootstrap binary body", unsigned("POST", "/v1/bootstrap", { body: randomBytesOf(2000), headers: { "cf-connecting-ip": randomIp() } })],
   ["bootstrap oversized body", unsigned("POST", "/v1/bootstrap", { body: "x".repeat(100_000), headers: { "cf-connecting-ip": randomIp() } })],
   [
     "bootstrap with numbers out of range",
     unsigned("POST", "/v1/bootstrap", {
       headers: { "cf-connecting-ip": randomIp() },
-      body: JSON.stringify({ publicKey: "A".repeat(43), addresses: [], roles: ["service"], capacity: { storageBytes: 1e300, uploadBps: -1, downloadBps: 0 }, joinToken: "x", timestampMs: 1e300, nonce: "a".repeat(16), signature: "A".repeat(86) }),
+      body: JSON.stringify({
+        publicKey: "A".repeat(43),
+        addresses: [],
+        roles: ["service"],
+        capacity: { storageBytes: 1e300, uploadBps: -1, downloadBps: 0 },
+        joinToken: "x",
+        timestampMs: 1e300,
+        nonce: "a".repeat(16),
+        signature: "A".repeat(86),
+      }),
     }),
   ],
   ...[
@@ -71,7 +84,10 @@ const CASES: Case[] = [
   ["renew with a huge certificate", unsigned("POST", "/v1/certificates/renew", { headers: { "x-peercloud-certificate": "pc1." + "A".repeat(10_000) + ".x" } })],
   ["renew with a non-JSON certificate body", unsigned("POST", "/v1/certificates/renew", { headers: { "x-peercloud-certificate": "pc1.____.AAAA" } })],
   ["renew with an oversized body", () => signedFetch(peer, "POST", "/v1/certificates/renew", { body: "x".repeat(5000) })],
-  ["renew with a bad timestamp", async () => edgeFetch("/v1/certificates/renew", { method: "POST", headers: { ...(await signedHeaders(peer, "POST", "/v1/certificates/renew")), "x-peercloud-timestamp": "99999999999999999999" } })],
+  [
+    "renew with a bad timestamp",
+    async () => edgeFetch("/v1/certificates/renew", { method: "POST", headers: { ...(await signedHeaders(peer, "POST", "/v1/certificates/renew")), "x-peercloud-timestamp": "99999999999999999999" } }),
+  ],
   ["connect with garbage headers", unsigned("GET", "/v1/regions/eu/connect", { headers: { ...garbageHeaders, upgrade: "websocket" } })],
   ["connect to __proto__", unsigned("GET", "/v1/regions/__proto__/connect", { headers: { upgrade: "websocket" } })],
   ["connect to constructor", unsigned("GET", "/v1/regions/constructor/connect", { headers: { upgrade: "websocket" } })],

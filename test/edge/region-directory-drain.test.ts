@@ -63,7 +63,11 @@ describe("drain", () => {
     const [a, b] = r.peers;
     const x = randomCid(); // held by a and b, factor 2
     const y = randomCid(); // held by a only, factor 1: a is its only possible source
-    for (const [p, cids] of [[a, [x, y]], [b, [x]]] as const) await p.request({ type: "announce", id: "i", added: [...cids], removed: [] });
+    for (const [p, cids] of [
+      [a, [x, y]],
+      [b, [x]],
+    ] as const)
+      await p.request({ type: "announce", id: "i", added: [...cids], removed: [] });
     await r.stub.pin(r.publisher, [x], 2, [1000]);
     await r.stub.pin(r.publisher, [y], 1, [500]);
     expect(await r.stub.underReplicated()).toEqual([]);

@@ -76,7 +76,12 @@ describe("batched FIND_PROVIDERS", () => {
     const sockets = await Promise.all(ids.map((id) => connectPeer(stub, id, region)));
     const cids = Array.from({ length: 6 }, () => randomCid());
     // Holders vary per CID: cid i is held by peers j ≤ i % 4 (so some have none).
-    for (let j = 0; j < 3; j++) await announce(sockets[j], `a${j}`, cids.filter((_, i) => j < i % 4));
+    for (let j = 0; j < 3; j++)
+      await announce(
+        sockets[j],
+        `a${j}`,
+        cids.filter((_, i) => j < i % 4),
+      );
     const asked = [...cids, randomCid(), cids[0]]; // one nobody holds, and a repeat
 
     const reply = await sockets[0].request({ type: "find_providers", id: "batch", cids: asked, count: 2 });

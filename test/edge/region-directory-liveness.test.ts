@@ -101,9 +101,7 @@ describe("liveness sweep", () => {
     expect(await peerA.request("ping")).toEqual({ type: "text", text: "pong" });
     expect(await peerA.request("ping")).toEqual({ type: "text", text: "pong" });
     // webSocketMessage never ran: the attachment still shows the connect time as the last message.
-    const attachments = await runInDurableObject(stub, (_obj: RegionDirectory, state) =>
-      state.getWebSockets(a).map((ws) => ws.deserializeAttachment() as SocketAttachment),
-    );
+    const attachments = await runInDurableObject(stub, (_obj: RegionDirectory, state) => state.getWebSockets(a).map((ws) => ws.deserializeAttachment() as SocketAttachment));
     expect(attachments).toEqual([{ nodeId: a, connectedAtMs: past, lastMessageMs: past, invalidMessages: 0 }]);
 
     await setClock(stub, Date.now());

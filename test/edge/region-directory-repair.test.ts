@@ -216,7 +216,12 @@ describe("repair", () => {
     // Each peer alone holds two chunks short of one replica: 8 jobs whose sources would take every repair slot.
     const chunks = r.peers.map(() => [randomCid(), randomCid()]);
     for (const [i, p] of r.peers.entries()) await p.request({ type: "announce", id: "a", added: chunks[i], removed: [] });
-    await r.stub.pin(r.publisher, chunks.flat(), 2, chunks.flat().map(() => 10));
+    await r.stub.pin(
+      r.publisher,
+      chunks.flat(),
+      2,
+      chunks.flat().map(() => 10),
+    );
     await runDurableObjectAlarm(r.stub);
     const running = (await r.stub.repairJobs()).filter((j) => j.state === "running");
     expect(running.length).toBeGreaterThanOrEqual(2);
@@ -241,7 +246,12 @@ describe("repair", () => {
     expect(running).toHaveLength(PARAMS.repairJobsPerPeer);
     expect(running.every((j) => j.cid === x && j.source === a.nodeId)).toBe(true);
     expect(new Set(running.map((j) => j.target)).size).toBe(running.length);
-    expect(jobs.filter((j) => j.state === "queued").map((j) => j.cid).sort()).toEqual([y, z].sort());
+    expect(
+      jobs
+        .filter((j) => j.state === "queued")
+        .map((j) => j.cid)
+        .sort(),
+    ).toEqual([y, z].sort());
     for (const j of running) await nextRepair(byId(r, j.target));
     expect(running.map((j) => j.target).every((t) => t !== a.nodeId && [d.nodeId, e.nodeId, r.peers[1].nodeId, r.peers[2].nodeId].includes(t!))).toBe(true);
     for (const p of r.peers) p.close();

@@ -83,7 +83,10 @@ export class PeerSocket {
   /** The directory's first message on this socket. */
   welcome?: DirectoryToPeer;
 
-  constructor(readonly ws: WebSocket, readonly nodeId: string) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly nodeId: string,
+  ) {
     ws.addEventListener("message", (event) => {
       const text = typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data as ArrayBuffer);
       let frame: Frame;

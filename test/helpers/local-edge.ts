@@ -117,9 +117,7 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   const workerOptions = workerOptionsCache;
   const adminSecret = options.adminSecret ?? randomBytes(24).toString("base64url");
   const networkSecretKey = options.networkSecretKey ?? new Uint8Array(randomBytes(32));
-  const persist = options.persistDir
-    ? { durableObjectsPersist: join(options.persistDir, "do"), kvPersist: join(options.persistDir, "kv"), r2Persist: join(options.persistDir, "r2") }
-    : {};
+  const persist = options.persistDir ? { durableObjectsPersist: join(options.persistDir, "do"), kvPersist: join(options.persistDir, "kv"), r2Persist: join(options.persistDir, "r2") } : {};
   const ratelimits = options.realRateLimits
     ? workerOptions.ratelimits
     : Object.fromEntries(Object.entries(workerOptions.ratelimits ?? {}).map(([name, rl]) => [name, { ...rl, simple: { ...rl.simple, limit: RELAXED_RATE_LIMIT } }]));

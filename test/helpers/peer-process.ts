@@ -207,9 +207,22 @@ export class CliProcess {
         for (; seen < lines.length; seen++) {
           if (match(lines[seen])) return finish(() => resolveLine(lines[seen]));
         }
-        if (this.result) finish(() => rejectLine(new Error(`${this.describe()} exited (code ${this.result!.code}, signal ${this.result!.signal}) before printing the awaited line on ${stream}\n--- stdout\n${tail(this.result!.stdout)}\n--- stderr\n${tail(this.result!.stderr)}`)));
+        if (this.result)
+          finish(() =>
+            rejectLine(
+              new Error(
+                `${this.describe()} exited (code ${this.result!.code}, signal ${this.result!.signal}) before printing the awaited line on ${stream}\n--- stdout\n${tail(this.result!.stdout)}\n--- stderr\n${tail(this.result!.stderr)}`,
+              ),
+            ),
+          );
       };
-      const timer = setTimeout(() => finish(() => rejectLine(new Error(`no awaited line on ${stream} of ${this.describe()} within ${timeoutMs} ms\n--- stdout\n${tail(this.text.stdout)}\n--- stderr\n${tail(this.text.stderr)}`))), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            rejectLine(new Error(`no awaited line on ${stream} of ${this.describe()} within ${timeoutMs} ms\n--- stdout\n${tail(this.text.stdout)}\n--- stderr\n${tail(this.text.stderr)}`)),
+          ),
+        timeoutMs,
+      );
       const finish = (settle: () => void) => {
         clearTimeout(timer);
         this.waiters.delete(check);
@@ -550,7 +563,8 @@ export class TestNetwork {
     const start = options.start ?? true;
     const roles = options.roles ?? (start ? ["service", "client", "publisher"] : ["client", "publisher"]);
     const hostId = options.hostId ?? `e2e-host-${index}`;
-    const init = await spawnPeercloud(["--home", home, "--json", "init", "--edge", this.edge.url, "--join-token", this.joinToken, "--host-id", hostId, "--port", "0", "--roles", roles.join(",")]).exited;
+    const init = await spawnPeercloud(["--home", home, "--json", "init", "--edge", this.edge.url, "--join-token", this.joinToken, "--host-id", hostId, "--port", "0", "--roles", roles.join(",")])
+      .exited;
     const joined = parseJsonResult<{ nodeId: string }>(init, `init ${name}`);
     const peer = new TestPeer(name, home, hostId, joined.nodeId, roles);
     this.homes.push(peer);
@@ -575,7 +589,22 @@ export class TestNetwork {
   private observerClient(): Promise<EdgeClient> {
     this.observer ??= (async () => {
       const home = join(this.root, "observer");
-      const init = await spawnPeercloud(["--home", home, "--json", "init", "--edge", this.edge.url, "--join-token", this.joinToken, "--host-id", "e2e-observer", "--port", "0", "--roles", "client,publisher"]).exited;
+      const init = await spawnPeercloud([
+        "--home",
+        home,
+        "--json",
+        "init",
+        "--edge",
+        this.edge.url,
+        "--join-token",
+        this.joinToken,
+        "--host-id",
+        "e2e-observer",
+        "--port",
+        "0",
+        "--roles",
+        "client,publisher",
+      ]).exited;
       parseJsonResult(init, "init observer");
       const { config, identity } = await new PeerHome(home).load();
       return new EdgeClient({ edgeUrl: this.edge.url, identity, certificate: config.certificate, attempts: 1 });
@@ -667,8 +696,6 @@ export async function waitUntil(what: string, timeoutMs: number, condition: () =
 
 // ---------------------------------------------------------------------------
 // Files.
-
-
 
 /** A port nothing listens on (bound, then released): a dead edge. */
 export function closedPort(): Promise<number> {

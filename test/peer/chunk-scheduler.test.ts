@@ -233,7 +233,10 @@ describe("ChunkScheduler", () => {
 
 describe("ChunkScheduler in a swarm", () => {
   it("breaks rarest-first ties in a seeded random order: two downloaders start on different pieces", () => {
-    const first = (seed: number) => ready(64, () => ["origin"], { windowChunks: 4, perSourceInFlight: 4, endgame: false, tieBreakSeed: seed }).nextRequests().map((a) => a.piece);
+    const first = (seed: number) =>
+      ready(64, () => ["origin"], { windowChunks: 4, perSourceInFlight: 4, endgame: false, tieBreakSeed: seed })
+        .nextRequests()
+        .map((a) => a.piece);
     const a = first(1);
     const b = first(2);
     expect(a).toHaveLength(4);
@@ -246,7 +249,12 @@ describe("ChunkScheduler in a swarm", () => {
     const s = ready(3, () => ["origin"], { windowChunks: 8, perSourceInFlight: 8, endgame: false });
     s.addSource("peer-b", "peer");
     s.setRemoteInFlight("peer-b", [0]);
-    expect(s.nextRequests().map((a) => a.piece).sort()).toEqual([1, 2]);
+    expect(
+      s
+        .nextRequests()
+        .map((a) => a.piece)
+        .sort(),
+    ).toEqual([1, 2]);
     expect(s.hasDeferred()).toBe(true);
     expect(s.nextRequests()).toEqual([]);
     // peer-b received it: now two holders; the busy origin has more load, so peer-b is asked.
@@ -264,9 +272,15 @@ describe("ChunkScheduler in a swarm", () => {
     // Piece 2 is the origin's alone; 0 and 1 go to peer-b one at a time (its one slot), never to the origin.
     const first = s.nextRequests();
     expect(first.map((a) => `${a.piece}@${a.sourceId}`).sort()).toEqual(["0@peer-b", "2@origin"]);
-    succeed(s, first.find((a) => a.sourceId === "origin")!);
+    succeed(
+      s,
+      first.find((a) => a.sourceId === "origin")!,
+    );
     expect(s.nextRequests()).toEqual([]);
-    succeed(s, first.find((a) => a.sourceId === "peer-b")!);
+    succeed(
+      s,
+      first.find((a) => a.sourceId === "peer-b")!,
+    );
     expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "peer-b", duplicate: false }]);
   });
 
@@ -276,7 +290,12 @@ describe("ChunkScheduler in a swarm", () => {
     s.addSource("peer-b", "peer");
     s.setLeecher("peer-b", true);
     s.addCandidate(0, "peer-b");
-    expect(s.nextRequests().map((a) => `${a.piece}@${a.sourceId}${a.duplicate ? "+" : ""}`).sort()).toEqual(["0@peer-b", "1@origin"]);
+    expect(
+      s
+        .nextRequests()
+        .map((a) => `${a.piece}@${a.sourceId}${a.duplicate ? "+" : ""}`)
+        .sort(),
+    ).toEqual(["0@peer-b", "1@origin"]);
     // Endgame now (nothing left to start), but the only other holder of piece 0 is a seed: no duplicate.
     expect(s.nextRequests()).toEqual([]);
     // peer-b finishes its own download (a seed now): the origin may take the duplicate.
@@ -365,11 +384,17 @@ function simulate(pieces: number, pieceBytes: number, initialRates: Record<strin
     for (const [id, fs] of flows) {
       for (const f of fs) f.remaining -= (ratesBytesPerSecond[id] / fs.length) * dt;
       const done = fs.filter((f) => f.remaining <= 1e-6);
-      flows.set(id, fs.filter((f) => f.remaining > 1e-6));
+      flows.set(
+        id,
+        fs.filter((f) => f.remaining > 1e-6),
+      );
       for (const f of done) {
         const { accepted, cancel } = s.requestSucceeded(f.piece, f.sourceId, pieceBytes, { atMs: nowMs, elapsedMs: nowMs - f.startMs, firstByteMs: 1 });
         for (const loser of cancel) {
-          flows.set(loser, flows.get(loser)!.filter((g) => g.piece !== f.piece));
+          flows.set(
+            loser,
+            flows.get(loser)!.filter((g) => g.piece !== f.piece),
+          );
           s.requestFailed(f.piece, loser, "cancelled");
         }
         if (accepted) {
@@ -396,7 +421,9 @@ describe("ChunkScheduler with measured sources", () => {
     const rates = { fast: 8 * MiB, medium: 4 * MiB, slow: 1 * MiB };
     const { servedBy, seconds, idealSeconds } = simulate(200, MiB, rates);
     const share = (id: keyof typeof rates) => servedBy.get(id)! / 200;
-    console.log(`[scheduler sim] shares fast ${share("fast").toFixed(3)} medium ${share("medium").toFixed(3)} slow ${share("slow").toFixed(3)}; ${seconds.toFixed(2)} s vs ideal ${idealSeconds.toFixed(2)} s`);
+    console.log(
+      `[scheduler sim] shares fast ${share("fast").toFixed(3)} medium ${share("medium").toFixed(3)} slow ${share("slow").toFixed(3)}; ${seconds.toFixed(2)} s vs ideal ${idealSeconds.toFixed(2)} s`,
+    );
     // Rate shares are 8/13, 4/13, 1/13.
     expect(share("fast")).toBeCloseTo(8 / 13, 1);
     expect(share("medium")).toBeCloseTo(4 / 13, 1);
@@ -427,7 +454,9 @@ describe("ChunkScheduler with measured sources", () => {
     const after = { a: 8 * MiB, b: 0.8 * MiB };
     const { servedSince, servedBy } = simulate(400, MiB, before, {}, (nowMs) => (nowMs < 10_000 ? before : after));
     const late = servedSince(15_000); // after a few half-lives of the estimates' memory
-    console.log(`[scheduler sim] before: a ${servedBy.get("a")! - servedSince(10_000).get("a")!} b ${servedBy.get("b")! - servedSince(10_000).get("b")!}; from 15 s: a ${late.get("a")} b ${late.get("b")}`);
+    console.log(
+      `[scheduler sim] before: a ${servedBy.get("a")! - servedSince(10_000).get("a")!} b ${servedBy.get("b")! - servedSince(10_000).get("b")!}; from 15 s: a ${late.get("a")} b ${late.get("b")}`,
+    );
     expect(late.get("a")!).toBeGreaterThan(5 * late.get("b")!);
     expect(servedBy.get("b")! - servedSince(10_000).get("b")!).toBeGreaterThan(50); // b did its share while it was fast
   });

@@ -128,14 +128,24 @@ describe("pending files (group commit)", () => {
     await rm(paths[3]); // vanished (a flush renamed it): no outcome
     const outcomes: [number, WritebackOutcome][] = [];
     const writeback = new Writeback();
-    paths.forEach((path, i) => writeback.add(path, () => i !== 1, (outcome) => outcomes.push([i, outcome])));
+    paths.forEach((path, i) =>
+      writeback.add(
+        path,
+        () => i !== 1,
+        (outcome) => outcomes.push([i, outcome]),
+      ),
+    );
     await writeback.idle();
     expect(outcomes).toEqual([
       [0, "done"],
       [2, "done"],
     ]);
     // It starts again for later files.
-    writeback.add(paths[0], () => true, (outcome) => outcomes.push([0, outcome]));
+    writeback.add(
+      paths[0],
+      () => true,
+      (outcome) => outcomes.push([0, outcome]),
+    );
     await writeback.idle();
     expect(outcomes).toHaveLength(3);
   });
@@ -564,7 +574,11 @@ describe("ChunkStore across processes", () => {
     const mountPoint = join(dir, "small-fs");
     await mkdir(mountPoint);
     const script = 'mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" --import tsx "$3" fill "$1/store"';
-    const { stdout } = await promisify(execFile)("unshare", ["--mount", "--map-root-user", "sh", "-c", script, "sh", mountPoint, process.execPath, WRITER], { cwd: REPO_ROOT, timeout: 50_000, killSignal: "SIGKILL" });
+    const { stdout } = await promisify(execFile)("unshare", ["--mount", "--map-root-user", "sh", "-c", script, "sh", mountPoint, process.execPath, WRITER], {
+      cwd: REPO_ROOT,
+      timeout: 50_000,
+      killSignal: "SIGKILL",
+    });
     const result = JSON.parse(stdout.trim().split("\n").pop()!);
     expect(result.error).toMatchObject({ code: "store_full" });
     expect(result.error.message).toMatch(/ENOSPC/);

@@ -319,7 +319,9 @@ describe("DirectoryConnection with a scripted directory", () => {
   async function scripted(extra: Partial<DirectoryConnectionOptions> = {}): Promise<DirectoryConnection> {
     const identity = await identityPromise;
     connections = 0;
-    return track(new DirectoryConnection({ edgeUrl: url, region: "eu", secretKey: identity.secretKey, certificate: "pc1.x.y", initialBackoffMs: 10, maxBackoffMs: 50, announceDebounceMs: 1, ...extra }));
+    return track(
+      new DirectoryConnection({ edgeUrl: url, region: "eu", secretKey: identity.secretKey, certificate: "pc1.x.y", initialBackoffMs: 10, maxBackoffMs: 50, announceDebounceMs: 1, ...extra }),
+    );
   }
 
   it("survives garbage frames and still answers requests", async () => {
@@ -329,7 +331,8 @@ describe("DirectoryConnection with a scripted directory", () => {
       socket.on("message", (data) => {
         const msg = JSON.parse(String(data));
         if (msg.type !== "find_node") return;
-        for (const junk of ["not json", "{}", '{"type":"nodes"}', '{"type":"nodes","id":"zzz","nodes":[]}', '{"type":"nope"}', "[1,2]", "null", '{"type":"signal","from":"x","fromRegion":"eu"}']) socket.send(junk);
+        for (const junk of ["not json", "{}", '{"type":"nodes"}', '{"type":"nodes","id":"zzz","nodes":[]}', '{"type":"nope"}', "[1,2]", "null", '{"type":"signal","from":"x","fromRegion":"eu"}'])
+          socket.send(junk);
         socket.send(Buffer.from([1, 2, 3]), { binary: true });
         socket.send(JSON.stringify({ type: "nodes", id: msg.id, nodes: [{ nodeId: "b".repeat(64), hostId: "h", region: "eu", addresses: [], roles: ["service"], state: "alive" }] }));
       });

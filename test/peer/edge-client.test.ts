@@ -219,7 +219,13 @@ describe("EdgeClient transport", () => {
     const identity = await generateIdentity();
     const once = new EdgeClient({ edgeUrl: edge.url, identity, fetch: flaky, attempts: 3, retryBaseDelayMs: 1 });
     const err = await failure(
-      once.bootstrap({ publicKey: Buffer.from(identity.publicKey).toString("base64url"), addresses: [], roles: ["client"], capacity: { storageBytes: 0, uploadBps: 0, downloadBps: 0 }, joinToken: "pcj_x" }),
+      once.bootstrap({
+        publicKey: Buffer.from(identity.publicKey).toString("base64url"),
+        addresses: [],
+        roles: ["client"],
+        capacity: { storageBytes: 0, uploadBps: 0, downloadBps: 0 },
+        joinToken: "pcj_x",
+      }),
     );
     expect(err.code).toBe("internal_error");
     expect(calls).toBe(1);

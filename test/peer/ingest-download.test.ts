@@ -109,10 +109,14 @@ class HangingSource implements ChunkSource {
   fetch(_cid: string, signal: AbortSignal): Promise<Uint8Array> {
     this.fetches++;
     return new Promise((_resolve, reject) => {
-      signal.addEventListener("abort", () => {
-        this.aborted++;
-        reject(signal.reason);
-      }, { once: true });
+      signal.addEventListener(
+        "abort",
+        () => {
+          this.aborted++;
+          reject(signal.reason);
+        },
+        { once: true },
+      );
     });
   }
 }
@@ -337,11 +341,7 @@ describe("bad sources", () => {
     const out = join(root, "f.out");
     const warnings: string[] = [];
     let stats: SourceStats[] = [];
-    const got = await getLink(
-      r.link,
-      { output: out, onWarning: (w) => warnings.push(w), onProgress: (e) => (stats = e.sources ?? stats) },
-      { store: downloader, providers: directoryOf([bad, good]) },
-    );
+    const got = await getLink(r.link, { output: out, onWarning: (w) => warnings.push(w), onProgress: (e) => (stats = e.sources ?? stats) }, { store: downloader, providers: directoryOf([bad, good]) });
     expect(Buffer.compare(await readFile(out), data)).toBe(0);
     expect(bad.fetches).toBeGreaterThan(0);
     expect(got.sourcesPenalised).toEqual(["bad"]);
@@ -413,7 +413,11 @@ describe("cold fallback and failure", () => {
     const lost = chunks[chunks.length - 1].cid;
     await publisher.delete(lost);
     const out = join(root, "f.out");
-    const error = await getLink(r.link, { output: out }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("publisher", publisher)]), cold: coldOf(await openStore("r2")) }).catch((e) => e);
+    const error = await getLink(
+      r.link,
+      { output: out },
+      { store: await openStore("downloader"), providers: directoryOf([new StoreSource("publisher", publisher)]), cold: coldOf(await openStore("r2")) },
+    ).catch((e) => e);
     expect(isPeercloudError(error)).toBe(true);
     expect(error.code).toBe("chunk_unavailable");
     expect(error.message).toBe(`chunk ${lost} unavailable: no provider and not in cold storage`);
@@ -528,7 +532,9 @@ describe("streaming", () => {
     const chunks = (await manifestOf(r.link, publisher)).chunks!;
     await publisher.delete(chunks[3].cid);
     const sink = collector(64 * KiB);
-    const error = await getLink(r.link, { stream: true, writable: sink, windowChunks: 8 }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("p", publisher)]) }).catch((e) => e);
+    const error = await getLink(r.link, { stream: true, writable: sink, windowChunks: 8 }, { store: await openStore("downloader"), providers: directoryOf([new StoreSource("p", publisher)]) }).catch(
+      (e) => e,
+    );
     expect(error.code).toBe("chunk_unavailable");
     expect(error.message).toContain(chunks[3].cid);
     // Everything before the hole was emitted, in order, and nothing after it.
@@ -541,7 +547,9 @@ describe("streaming", () => {
     await writeFile(join(root, "in", "d", "x"), "x");
     const publisher = await openStore("publisher");
     const r = await put(join(root, "in", "d"), publisher);
-    await expect(getLink(r.link, { stream: true, writable: collector(1024) }, { store: await openStore("dl"), providers: directoryOf([new StoreSource("p", publisher)]) })).rejects.toMatchObject({ code: "stream_needs_file" });
+    await expect(getLink(r.link, { stream: true, writable: collector(1024) }, { store: await openStore("dl"), providers: directoryOf([new StoreSource("p", publisher)]) })).rejects.toMatchObject({
+      code: "stream_needs_file",
+    });
   });
 });
 
@@ -569,7 +577,12 @@ describe("replication and dedup", () => {
   it("reports honestly when fewer peers exist than replicas asked", async () => {
     const publisher = await openStore("publisher");
     const warnings: string[] = [];
-    const r = await put(await inputFile("f.bin", randomBytes(100 * KiB)), publisher, { replicas: 3, onWarning: (w) => warnings.push(w) }, { targets: targetsOf(new Map([["p1", await openStore("p1")]])) });
+    const r = await put(
+      await inputFile("f.bin", randomBytes(100 * KiB)),
+      publisher,
+      { replicas: 3, onWarning: (w) => warnings.push(w) },
+      { targets: targetsOf(new Map([["p1", await openStore("p1")]])) },
+    );
     expect(r.replicasAchieved).toBe(2);
     expect(warnings).toEqual([expect.stringContaining("only 2 of 3 replicas")]);
   });
@@ -581,7 +594,12 @@ describe("replication and dedup", () => {
     const edits = 8;
     for (let i = 0; i < edits; i++) randomBytes(40 * KiB).copy(v2, Math.floor(((i + 0.5) * size) / edits));
     const publisher = await openStore("publisher");
-    const targets = targetsOf(new Map([["p1", await openStore("p1")], ["p2", await openStore("p2")]]));
+    const targets = targetsOf(
+      new Map([
+        ["p1", await openStore("p1")],
+        ["p2", await openStore("p2")],
+      ]),
+    );
     const deps = { targets };
     const first = await putPath(await inputFile("v1.bin", v1), { replicas: 3 }, { store: publisher, convergenceSecret: SECRET, ...deps });
     const second = await putPath(await inputFile("v2.bin", v2), { replicas: 3 }, { store: publisher, convergenceSecret: SECRET, ...deps });

@@ -6,28 +6,9 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { fromHex, randomBytes, toHex, utf8 } from "../../src/core/bytes.js";
-import {
-  ChunkAuthError,
-  chunkNonce,
-  convergentChunkKey,
-  encryptChunk,
-  nobleChunkCipher,
-  privateChunkKey,
-  sealChunkSync,
-  webCryptoChunkCipher,
-  type ChunkKeying,
-} from "../../src/core/chunk-cipher.js";
+import { ChunkAuthError, chunkNonce, convergentChunkKey, encryptChunk, nobleChunkCipher, privateChunkKey, sealChunkSync, webCryptoChunkCipher, type ChunkKeying } from "../../src/core/chunk-cipher.js";
 import { cidOfBytes } from "../../src/core/cid.js";
-import {
-  nativeChunkNonce,
-  nativeCidOf,
-  nativeConvergentChunkKey,
-  nativePrivateChunkKey,
-  nodeChunkCipher,
-  openNative,
-  sealChunkNative,
-  sealNative,
-} from "../../src/peer/native-chunk-cipher.js";
+import { nativeChunkNonce, nativeCidOf, nativeConvergentChunkKey, nativePrivateChunkKey, nodeChunkCipher, openNative, sealChunkNative, sealNative } from "../../src/peer/native-chunk-cipher.js";
 import gcmVectors from "../vectors/aes-256-gcm.json";
 import format from "../vectors/chunk-format.json";
 

@@ -30,7 +30,11 @@ describe("progress reporters", () => {
     reporter.update(event("verify", 100)); // phase change
     reporter.update(event("verify", 100)); // throttled, pending
     reporter.stop(); // flushes the pending one
-    const lines = out.text().trim().split("\n").map((l) => JSON.parse(l));
+    const lines = out
+      .text()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.type, l.phase, l.bytesDone])).toEqual([
       ["progress", "fetch", 0],
       ["progress", "fetch", 30],

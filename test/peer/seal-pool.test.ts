@@ -150,7 +150,10 @@ describe("SealPool", () => {
     const pending = pool.seal(new Uint8Array(4 * MiB), convergent);
     await pool.close();
     // Either it finished before the close or it was cut off: never left pending.
-    const outcome = await pending.then(() => "sealed", (e: unknown) => (e instanceof SealWorkerError ? "rejected" : e));
+    const outcome = await pending.then(
+      () => "sealed",
+      (e: unknown) => (e instanceof SealWorkerError ? "rejected" : e),
+    );
     expect(["sealed", "rejected"]).toContain(outcome);
     await expect(pool.seal(new Uint8Array(1), convergent)).rejects.toBeInstanceOf(SealWorkerError);
   });

@@ -15,10 +15,7 @@ import { cidFromSha256 } from "../../src/core/cid.js";
 import type { ChunkStore, RemovalReason } from "../../src/peer/chunk-store.js";
 
 /** The part of ChunkStore's surface the contract exercises. */
-export type ContractStore = Pick<
-  ChunkStore,
-  "has" | "sizeBytes" | "isPinned" | "get" | "openRead" | "put" | "putTrusted" | "flush" | "pin" | "unpin" | "delete" | "list" | "stats" | "on" | "close"
->;
+export type ContractStore = Pick<ChunkStore, "has" | "sizeBytes" | "isPinned" | "get" | "openRead" | "put" | "putTrusted" | "flush" | "pin" | "unpin" | "delete" | "list" | "stats" | "on" | "close">;
 
 export interface ChunkStoreFactory<S extends ContractStore> {
   /** A fresh, empty store. */

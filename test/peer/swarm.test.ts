@@ -131,7 +131,10 @@ async function distribute(label: string, data: Uint8Array, swarm: boolean) {
     const source = join(root, `${label}.bin`);
     await writeFile(source, data);
     const put = await putPath(source, { chunker: CHUNKER }, { store: publisher.store, convergenceSecret: new Uint8Array(32).fill(7) });
-    net.announce(publisher.id, Array.from(publisher.store.list(), (c) => c.cid));
+    net.announce(
+      publisher.id,
+      Array.from(publisher.store.list(), (c) => c.cid),
+    );
     const downloaders = await Promise.all(Array.from({ length: DOWNLOADERS }, (_, i) => net.addPeer(`downloader-${i}`)));
     await mkdir(join(root, label, "out"), { recursive: true });
     const results = await Promise.all(

@@ -61,7 +61,9 @@ describe.skipIf(reason !== null)("npm run bench:sources, small real run", () => 
     expect(report.publisherTxBytes).toBeLessThan(report.fileBytes * 0.01);
     expect(slowest.shareOfBytes, stderr.slice(-2000)).toBeLessThan(2 * slowest.shareOfRate);
     expect(fastest.bytesSent, stderr.slice(-2000)).toBeGreaterThan(3 * slowest.bytesSent);
-    console.log(`[sources] completion ${report.ratioToIdeal.toFixed(3)} × ideal; slowest source ${(slowest.shareOfBytes * 100).toFixed(1)} % of bytes for ${(slowest.shareOfRate * 100).toFixed(1)} % of rate`);
+    console.log(
+      `[sources] completion ${report.ratioToIdeal.toFixed(3)} × ideal; slowest source ${(slowest.shareOfBytes * 100).toFixed(1)} % of bytes for ${(slowest.shareOfRate * 100).toFixed(1)} % of rate`,
+    );
     expect(report.ratioToIdeal, stderr.slice(-2000)).toBeLessThan(2);
     // The sandbox took everything with it.
     expect(listNamespaces(`pcs-${child.pid}-`)).toEqual([]);
