@@ -11,7 +11,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256File, startTestNetwork, waitUntil, writeRandomFile, type TestNetwork } from "../helpers/peer-process.js";
+import { sha256File, startTestNetwork, type TestNetwork } from "../helpers/peer-process.js";
+import { heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
 
 const HEARTBEAT_MS = 2000;
 const REPLICAS = 2;
@@ -30,24 +31,8 @@ describe("peer drain", () => {
   it("drains a holder until nothing would be lost, then the files survive its shutdown bit-exact", async () => {
     const [publisher] = net.peers;
     const dir = net.dir("drain");
-    const sizes = [3 * 1024 * 1024 + 11, 1024 * 1024 + 3, 150_000];
-    const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
-    for (const [i, size] of sizes.entries()) {
-      const path = join(dir, `file-${i}.bin`);
-      const sha = await writeRandomFile(path, size, `drain-${i}`);
-      const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
-      expect(put.replicasAchieved).toBe(REPLICAS);
-      const chunks = await publisher.fileChunks(put.link);
-      files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
-    }
-    const cids = [...new Set(files.flatMap((f) => f.cids))];
-    await waitUntil("every chunk has 2 live providers", 60_000, async () => {
-      for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
-      return true;
-    });
-
-    const others = net.peers.filter((p) => p !== publisher);
-    const leaving = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
+    const { files, cids } = await putReplicated(net, publisher, dir, [3 * 1024 * 1024 + 11, 1024 * 1024 + 3, 150_000], REPLICAS, "drain");
+    const leaving = heaviestHolder(net, publisher, cids);
     const held = cids.filter((c) => leaving.holds(c));
     expect(held.length).toBeGreaterThan(0);
 

@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RegionSummary } from "../../durable-objects/region-directory-contract.js";
 import { DEFAULT_PARAMS } from "../../src/core/params.js";
-import { sha256File, startTestNetwork, waitUntil, writeRandomFile, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import { sha256File, startTestNetwork, waitUntil, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import { heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
 
 const HEARTBEAT_MS = 2000;
 const DEAD_MS = HEARTBEAT_MS * DEFAULT_PARAMS.deadAfterMissedHeartbeats;
@@ -56,26 +57,9 @@ describe("replica repair after a holder dies", () => {
   it("SIGKILL of a holder: every chunk is back at 3 live replicas within the bound, and every file downloads bit-exact", async () => {
     const [publisher] = net.peers;
     const dir = net.dir("repair");
-    const sizes = [3 * 1024 * 1024 + 17, 1536 * 1024 + 5, 200_000];
-    const files: { link: string; sha: string; size: number; cids: string[] }[] = [];
-    for (const [i, size] of sizes.entries()) {
-      const path = join(dir, `file-${i}.bin`);
-      const sha = await writeRandomFile(path, size, `repair-${i}`);
-      const put = await publisher.put(path, ["--replicas", String(REPLICAS)]);
-      expect(put.replicasAchieved).toBe(REPLICAS);
-      const chunks = await publisher.fileChunks(put.link);
-      files.push({ link: put.link, sha, size, cids: [put.cid, ...chunks.map((c) => c.cid)] });
-    }
-    const cids = [...new Set(files.flatMap((f) => f.cids))];
     // Every replica announced before the kill, so that what is missing afterwards is the victim's share only.
-    await waitUntil("every chunk has 3 live providers", 60_000, async () => {
-      for (const cid of cids) if ((await net.providersOf(cid)).length < REPLICAS) return false;
-      return true;
-    });
-
-    // The victim: the non-publisher peer holding the most of these chunks.
-    const others = net.peers.filter((p) => p !== publisher);
-    const victim = others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
+    const { files, cids } = await putReplicated(net, publisher, dir, [3 * 1024 * 1024 + 17, 1536 * 1024 + 5, 200_000], REPLICAS, "repair");
+    const victim = heaviestHolder(net, publisher, cids);
     const lost = cids.filter((c) => victim.holds(c));
     expect(lost.length).toBeGreaterThan(0);
     const before = await regionSummary();
