@@ -21,7 +21,19 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cidFromSha256 } from "../../src/core/cid.js";
-import { killAllCommands, listDir, sha256File, startTestNetwork, writeRandomFile, type CliProcess, type CliResult, type GetJson, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import {
+  killAllCommands,
+  listDir,
+  sha256File,
+  startTestNetwork,
+  waitUntil,
+  writeRandomFile,
+  type CliProcess,
+  type CliResult,
+  type GetJson,
+  type TestNetwork,
+  type TestPeer,
+} from "../helpers/peer-process.js";
 
 const MiB = 1 << 20;
 /** Read this much of a streamed get before holding it. */
@@ -250,6 +262,11 @@ describe("a corrupted chunk on a holder's disk", () => {
     expect(holders).toHaveLength(2);
     const good = holders.find((p) => p !== p3)!;
     await p3.corruptChunk(chunk.cid);
+    // Both copies are on disk, but the directory learns of the pushed one only from that holder's announcement:
+    // freezing it before then would leave the downloader with the corrupt copy alone.
+    for (const cid of [put.cid, chunk.cid]) {
+      await waitUntil(`the directory lists both holders of ${cid}`, 30_000, async () => (await net.providersOf(cid)).filter((p) => p.state === "alive").length === 2);
+    }
 
     // Freeze the good holder so that, whichever holder the downloader asks first, the corrupt copy is read
     // before the good one can answer (a request to the frozen peer hangs; the endgame duplicates it to p3).
