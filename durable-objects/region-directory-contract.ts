@@ -5,6 +5,7 @@
  */
 import type { Capacity, DrainProgress, PeerInfo, ProviderInfo } from "../src/core/messages.js";
 import type { Role } from "../src/core/roles.js";
+import type { RegionQuality } from "./region-directory/region-quality.js";
 
 export interface RegisterPeerInput {
   nodeId: string;
@@ -30,6 +31,8 @@ export interface RegionSummary {
   repair: RepairSummary;
   /** Storage audits (durable-objects/region-directory/auditor.ts): outstanding now, and verdicts since the region began. */
   audits: AuditSummary;
+  /** Estimates of the quality between this region and each region its peers downloaded from (region-quality.ts), best rate first. */
+  regionQuality: RegionQuality[];
   r2EgressBytes: number;
   updatedAtMs: number;
 }

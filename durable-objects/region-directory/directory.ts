@@ -16,13 +16,14 @@ import { reputationScore } from "../../src/core/audit.js";
 import { KBucketTree } from "../../src/core/k-bucket-tree.js";
 import { deadAfterMs, latestSightingMs, livenessState, nextLivenessChangeMs, replicasCountChange, suspectAfterMs } from "../../src/core/liveness.js";
 import { PeercloudError } from "../../src/core/errors.js";
-import { batchProviderCount, type DrainProgress, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
+import { batchProviderCount, type RegionQualityReport, type DrainProgress, type PeerInfo, type PeerState, type ProviderInfo } from "../../src/core/messages.js";
 import type { NetworkParams } from "../../src/core/params.js";
 import { choosePlacement, placeBatch, rankProviders, type PlacementJob } from "../../src/core/placement.js";
 import { storesChunks } from "../../src/core/roles.js";
 import type { RegisterPeerInput } from "../region-directory-contract.js";
 import { PeerStore, type PeerRecord, type StatusUpdate } from "./peer-store.js";
 import { RepairJobs } from "./repair-jobs.js";
+import { RegionQualityStore } from "./region-quality.js";
 import { ReplicaStore } from "./replica-store.js";
 import type { Sql } from "./sql.js";
 
@@ -48,6 +49,7 @@ export class Directory {
   readonly peerStore: PeerStore;
   readonly replicaStore: ReplicaStore;
   readonly repairJobs: RepairJobs;
+  readonly regionQuality: RegionQualityStore;
   private readonly live = new Map<string, PeerRecord>();
   private readonly tree: KBucketTree<PeerRecord>;
 
@@ -55,6 +57,7 @@ export class Directory {
     this.peerStore = new PeerStore(opts.sql);
     this.replicaStore = new ReplicaStore(opts.sql);
     this.repairJobs = new RepairJobs(opts.sql);
+    this.regionQuality = new RegionQualityStore(opts.sql);
     this.tree = new KBucketTree<PeerRecord>({ k: opts.params.k, splitPolicy: "always" });
     for (const record of this.peerStore.loadNotDead()) this.remember(record);
   }
@@ -151,6 +154,11 @@ export class Directory {
     rec.lastSeenMs = seenMs;
     this.peerStore.rewindSighting(nodeId, seenMs);
     return seenMs + deadAfterMs(this.opts.params);
+  }
+
+  /** A peer's measurements of the regions it downloaded from (its status report), folded into the region-quality estimates. */
+  observeRegionQuality(report: RegionQualityReport): void {
+    this.regionQuality.observe(report, this.opts.now());
   }
 
   applyStatus(rec: PeerRecord, status: StatusUpdate): void {

@@ -121,6 +121,17 @@ const MIGRATIONS: readonly string[][] = [
   // (NULL: none since it was pinned; `pinned_ms` stands in); `cold`: the chunk lives in R2 only — its
   // effective target on peers is 0, so it is never under-replicated and its replicas are trimmed.
   [`ALTER TABLE pins ADD COLUMN last_wanted_ms INTEGER`, `ALTER TABLE pins ADD COLUMN cold INTEGER NOT NULL DEFAULT 0`],
+  // 7: estimates of the quality between this region and each other one (region-quality.ts), from what the
+  // region's peers measured of their sources.
+  [
+    `CREATE TABLE IF NOT EXISTS region_quality (
+       region TEXT PRIMARY KEY,
+       rtt_ms REAL,
+       rate_bps REAL,
+       samples INTEGER NOT NULL,
+       updated_ms INTEGER NOT NULL
+     ) WITHOUT ROWID`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

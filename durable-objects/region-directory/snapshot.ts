@@ -27,6 +27,7 @@ export function buildSummary(directory: Directory, region: string, connected: nu
     coldChunks: totals.coldChunks,
     repair: repairSummary(directory),
     audits,
+    regionQuality: directory.regionQuality.list(),
     r2EgressBytes: directory.replicaStore.counter(R2_EGRESS_BYTES),
     updatedAtMs: nowMs,
   };

@@ -71,12 +71,28 @@ export type Load = v.InferOutput<typeof loadSchema>;
 
 // ---- peer → directory -------------------------------------------------------
 
+/** Most regions one status report may describe. */
+export const MAX_REGION_QUALITY_ENTRIES = 32;
+const measure = v.nullable(v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(1e12)));
+/**
+ * What a peer measured of the sources it downloaded from, per source region
+ * (moving averages, src/peer/region-quality.ts): round trip and delivery
+ * rate. The directory folds them into its estimates of the quality between
+ * its region and each other one (durable-objects/region-directory/region-quality.ts).
+ */
+export const regionQualitySchema = v.pipe(
+  v.array(v.object({ region: regionSchema, rttMs: measure, rateBytesPerSecond: measure, samples: v.pipe(nonNegInt, v.minValue(1)) })),
+  v.maxLength(MAX_REGION_QUALITY_ENTRIES),
+);
+export type RegionQualityReport = v.InferOutput<typeof regionQualitySchema>;
+
 export const statusMessage = v.object({
   type: v.literal("status"),
   load: loadSchema,
   freeBytes: nonNegInt,
   capacity: v.optional(capacitySchema),
   addresses: v.optional(addressListSchema),
+  regionQuality: v.optional(regionQualitySchema),
 });
 
 /**

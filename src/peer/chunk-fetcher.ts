@@ -31,6 +31,7 @@ import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-s
 import type { SourceStats } from "./source-scores.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
+import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
 import { SwarmWatcher } from "./swarm-watcher.js";
 import { abortable } from "../core/abort.js";
@@ -51,6 +52,8 @@ export interface FetchDeps {
   announcer?: Announcer;
   /** This peer's board of downloads (the daemon's, served to other peers): with it, a fetch that names a `swarm` joins it. */
   swarmBoard?: SwarmBoard;
+  /** Receives, when the fetch ends, what it measured of each peer source, by the source's region. */
+  regionQuality?: RegionQualityMeter;
 }
 
 /** Which swarm a file's fetch belongs to (swarm.ts). */
@@ -200,6 +203,7 @@ export class ChunkFetcher {
       this.ending.abort(this.fatal ?? CANCELLED);
       for (const controller of this.controllers.values()) controller.abort(CANCELLED);
       while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      this.reportRegionQuality();
       await this.flushCache();
       await watcher;
       if (this.swarm) this.deps.swarmBoard!.release(this.swarm);
@@ -363,6 +367,17 @@ export class ChunkFetcher {
       if (this.unflushedBytes >= CACHE_FLUSH_BYTES) void this.flushCache();
     } catch {
       // StoreFullError, a closed store: the download itself does not need the cache.
+    }
+  }
+
+  /** One sample per measured peer source to the region-quality meter (the daemon reports them to the directory). */
+  private reportRegionQuality(): void {
+    const meter = this.deps.regionQuality;
+    if (!meter) return;
+    for (const stat of this.scheduler.sourceStats()) {
+      const region = this.sources.get(stat.id)?.region;
+      if (region === undefined || stat.kind !== "peer") continue;
+      meter.record({ region, rttMs: stat.rttMs, rateBytesPerSecond: stat.rateBytesPerSecond });
     }
   }
 

@@ -47,6 +47,7 @@ import { RepairWorker } from "./repair-worker.js";
 import { TransferClient } from "./transfer-client.js";
 import { TransferServer } from "./transfer-server.js";
 import { SwarmBoard } from "./swarm.js";
+import { RegionQualityMeter } from "./region-quality.js";
 import { UploadLimiter } from "./upload-limiter.js";
 
 export interface PeerDaemonOptions {
@@ -107,6 +108,8 @@ export class PeerDaemon {
   private transferServer: TransferServer | null = null;
   private transferClient: TransferClient | null = null;
   private store: ChunkStore | null = null;
+  /** What this daemon's downloads measured of each region's sources, sent with the status reports. */
+  private readonly regionQuality = new RegionQualityMeter();
   private transferUrl = "";
 
   private constructor(
@@ -243,6 +246,7 @@ export class PeerDaemon {
       ...networkDeps({ directory: socketDirectory(conn, httpDirectory(edge, this.config.region)), transfer: this.transferClient, edge, selfNodeId: this.config.nodeId }),
       // Only a peer that serves chunks can trade them.
       ...(provides ? { swarmBoard } : {}),
+      regionQuality: this.regionQuality,
     };
     const ops = new LocalOperations({ home, config: () => this.config, store, library: new Library(home.dir), network, daemon: () => this.state() });
     this.control = new ControlServer(ops, controlSocketPathFor(home.dir, home.controlSocketPath), (error) =>
@@ -298,11 +302,13 @@ export class PeerDaemon {
     }
     const freeBytes = Math.max(0, Math.min(diskFreeBytes, stats.freeBytes, Number.MAX_SAFE_INTEGER));
     const cpu = Math.min(1, Math.max(0, loadavg()[0] / Math.max(1, cpus().length)));
+    const regionQuality = this.regionQuality.report();
     return {
       load: { activeTransfers: this.transferServer!.stats().activeTransfers, queueLength: 0, cpu },
       freeBytes,
       capacity: { storageBytes: Math.min(Number.MAX_SAFE_INTEGER, stats.usedBytes + freeBytes), uploadBps: 0, downloadBps: 0 },
       addresses: [this.transferUrl],
+      ...(regionQuality ? { regionQuality } : {}),
     };
   }
 

@@ -33,7 +33,18 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
 import { PeercloudError } from "../core/errors.js";
-import { CLOSE_LEAVING, CLOSE_REPLACED, PING, type Capacity, type DirectoryToPeer, type Load, type PeerInfo, type PeerToDirectory, type ProviderInfo } from "../core/messages.js";
+import {
+  CLOSE_LEAVING,
+  CLOSE_REPLACED,
+  PING,
+  type RegionQualityReport,
+  type Capacity,
+  type DirectoryToPeer,
+  type Load,
+  type PeerInfo,
+  type PeerToDirectory,
+  type ProviderInfo,
+} from "../core/messages.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { AnnounceQueue, type AnnounceBatch } from "./announce-queue.js";
@@ -55,6 +66,7 @@ export interface StatusReport {
   freeBytes: number;
   capacity?: Capacity;
   addresses?: string[];
+  regionQuality?: RegionQualityReport;
 }
 
 export interface DirectoryConnectionOptions {

@@ -119,6 +119,7 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
         sources.push({
           id: info.nodeId,
           kind: "peer",
+          region: info.region,
           fetch: (c, s, onFirstByte) => transfer.getChunk(address, c, { signal: s, onResponse: onFirstByte }),
           swarmView: (key, since, s) => transfer.swarmView(address, key, since, { signal: s }),
         });

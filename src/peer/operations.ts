@@ -20,6 +20,7 @@ import type { Library, LibraryEntry } from "./library.js";
 import type { ProgressCallback } from "./progress.js";
 import type { Announcer, ColdStore, ProviderDirectory, ReplicaTargets } from "./sources.js";
 import type { TransferStats } from "./transfer-counters.js";
+import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard } from "./swarm.js";
 import { fromBase64Url } from "../core/bytes.js";
 
@@ -99,6 +100,8 @@ export interface NetworkDeps {
   announcer?: Announcer;
   /** The daemon's downloads as shown to other peers (swarm.ts); one-shot sessions have none. */
   swarmBoard?: SwarmBoard;
+  /** Where downloads leave their measurements of each region's sources (the daemon reports them to the directory). */
+  regionQuality?: RegionQualityMeter;
 }
 
 export interface LocalOperationsContext {

@@ -26,6 +26,8 @@ export interface ChunkSource {
   /** Stable for the download (a peer's node ID; "cold" for R2). Equal ids are one source. */
   readonly id: string;
   readonly kind: SourceKind;
+  /** The region the directory placed this peer in, when known (for the region-quality estimates). */
+  readonly region?: string;
   /** The sealed bytes, unverified. `onFirstByte`, when the source is remote, marks the answer's arrival (round-trip measurement). */
   fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void): Promise<Uint8Array>;
   /** The source's swarm view of a file (swarm.ts), unverified; null when it has none. Peers only. */

@@ -227,3 +227,37 @@ describe("placement", () => {
     for (const sock of sockets) sock.close();
   });
 });
+
+describe("estimates of the quality between regions", () => {
+  it("folds the peers' measurements of each region into moving averages, shown in the summary best rate first", async () => {
+    const region = freshRegion();
+    const stub = directoryStub(region);
+    const [a, b] = [await registerPeer(stub, region), await registerPeer(stub, region)];
+    const [peerA, peerB] = [await connectPeer(stub, a, region), await connectPeer(stub, b, region)];
+    const quality = (entries: { region: string; rttMs: number | null; rateBytesPerSecond: number | null; samples: number }[]) =>
+      ({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes: 1e9, regionQuality: entries }) as const;
+    expect((await stub.summary()).regionQuality).toEqual([]);
+    peerA.send(
+      quality([
+        { region: "eu", rttMs: 20, rateBytesPerSecond: 50e6, samples: 1 },
+        { region: "ap", rttMs: 200, rateBytesPerSecond: 5e6, samples: 1 },
+      ]),
+    );
+    await peerA.request({ type: "find_node", id: "sync", target: a, count: 1 });
+    // The first report sets the estimate; a later one moves it by its weight (0.1 per download summarised).
+    peerB.send(quality([{ region: "eu", rttMs: 40, rateBytesPerSecond: 30e6, samples: 2 }]));
+    await peerB.request({ type: "find_node", id: "sync", target: b, count: 1 });
+    const summary = (await stub.summary()).regionQuality;
+    expect(summary.map((q) => q.region)).toEqual(["eu", "ap"]);
+    expect(summary[0].rttMs).toBeCloseTo(20 + 0.2 * (40 - 20), 6);
+    expect(summary[0].rateBytesPerSecond).toBeCloseTo(50e6 + 0.2 * (30e6 - 50e6), 0);
+    expect(summary[0].samples).toBe(3);
+    expect(summary[1]).toMatchObject({ region: "ap", rttMs: 200, rateBytesPerSecond: 5e6, samples: 1 });
+    // Bad measurements are refused like any bad frame: an error reply, nothing recorded.
+    const bad = await peerA.request({ ...quality([{ region: "eu", rttMs: -1, rateBytesPerSecond: 1, samples: 1 }]), type: "status" } as never);
+    expect(bad).toMatchObject({ type: "error" });
+    expect((await stub.summary()).regionQuality[0].samples).toBe(3);
+    peerA.close();
+    peerB.close();
+  });
+});
