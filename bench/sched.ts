@@ -34,6 +34,7 @@
  */
 import { parseArgs } from "node:util";
 import { auction, type AuctionBidder, type AuctionItem, type Benefit } from "../src/core/auction.js";
+import { mulberry32 as prng } from "../src/core/random.js";
 
 const MiB = 1024 * 1024;
 const MB = 1e6;
@@ -41,18 +42,6 @@ const TARGET_RATIO = 1.1;
 /** Chunks the download auction plans at a time (the rest wait for later re-runs). */
 const PLAN_WINDOW = 64;
 const USAGE = "usage: npm run bench:sched -- [--json] [--seed N]";
-
-/** mulberry32: a tiny seeded PRNG (same as the core tests'). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------- 1. multi-source download
 

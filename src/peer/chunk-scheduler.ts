@@ -65,6 +65,7 @@
  */
 
 import { auction, type AuctionBidder, type Benefit } from "../core/auction.js";
+import { mulberry32 } from "../core/random.js";
 import { SourceScores, type FailureReason, type RequestTiming, type SourceKind, type SourceStats } from "./source-scores.js";
 
 export type { FailureReason, RequestTiming, SourceKind, SourceStats } from "./source-scores.js";
@@ -606,18 +607,6 @@ export class ChunkScheduler {
   private advanceHead(): void {
     while (this.head < this.pieceCount && this.pieces[this.head].state === "done") this.head++;
   }
-}
-
-/** Uniform [0, 1) numbers from a 32-bit seed (mulberry32): the same seed, the same sequence. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A permutation's ranks from a 32-bit seed (mulberry32 + Fisher–Yates): the same seed, the same order. */

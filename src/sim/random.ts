@@ -11,20 +11,9 @@
  * replication factor) comparable.
  */
 
-/** A uniform draw in [0, 1). */
-export type Rand = () => number;
+import type { Rand } from "../core/random.js";
 
-/** mulberry32: a tiny seeded PRNG with a 2^32 period, ample for a simulation's streams. */
-export function mulberry32(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rand } from "../core/random.js";
 
 /** A 32-bit seed for the stream named by `labels` under `seed` (murmur3 fmix32 over each part). */
 export function deriveSeed(seed: number, ...labels: number[]): number {

@@ -15,18 +15,7 @@
 import { describe, expect, it } from "vitest";
 import { auction, type AssignmentProblem, type AuctionResult, type Benefit } from "../../src/core/auction.js";
 import { hungarian } from "../../src/core/hungarian.js";
-
-/** mulberry32: a tiny seeded PRNG, enough for reproducible instances. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as prng } from "../../src/core/random.js";
 
 interface Shape {
   items: number;

@@ -9,18 +9,7 @@ import { describe, expect, it } from "vitest";
 import { toHex } from "../../src/core/bytes.js";
 import { KBucketTree, type Contact } from "../../src/core/k-bucket-tree.js";
 import { compareDistance, nodeIdBytes } from "../../src/core/node-id.js";
-
-/** mulberry32: a tiny seeded PRNG, enough for reproducible ID sets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as prng } from "../../src/core/random.js";
 
 function randomId(rand: () => number): string {
   const b = new Uint8Array(32);
