@@ -19,7 +19,7 @@
  *  4. peercloud (sources/network.ts): the real local edge, the publisher and
  *     the sources as service daemons, the downloader as a client-only daemon.
  *  5. Per run: a fresh random file; the publisher's daemon is started, puts
- *     it with K + 1 replicas (sources/publish.ts: placement must pick exactly
+ *     it with K + 1 replicas (swarm/publish.ts with `holders`: placement must pick exactly
  *     the K sources, and the directory must list every source for every
  *     CID), and is stopped — so the downloader has exactly the K sources
  *     (the stopped publisher is listed as suspect for a while; its bytes sent
@@ -158,8 +158,8 @@ async function bench(flags: SourcesFlags, runId: number): Promise<number> {
         args: [
           "--import",
           "tsx",
-          join(REPO_ROOT, "bench", "sources", "publish.ts"),
-          JSON.stringify({ home: net.publisher.home, file, sources: sources.map((s) => s.nodeId), timeoutMs: PUBLISH_ANNOUNCE_TIMEOUT_MS }),
+          join(REPO_ROOT, "bench", "swarm", "publish.ts"),
+          JSON.stringify({ home: net.publisher.home, file, holders: sources.map((s) => s.nodeId), timeoutMs: PUBLISH_ANNOUNCE_TIMEOUT_MS }),
         ],
         logDir,
       },
