@@ -15,15 +15,10 @@ import type { RegionDirectory } from "../../durable-objects/region-directory.js"
 import { auditProofOfChunk } from "../../src/core/audit.js";
 import { randomBytes } from "../../src/core/bytes.js";
 import type { DirectoryToPeer } from "../../src/core/messages.js";
-import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, setClock, type DirectoryStub, type PeerSocket } from "./region-directory-support.js";
+import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, setClock, type DirectoryStub, type PeerSocket, reportStatus } from "./region-directory-support.js";
 
 type AuditMessage = Extract<DirectoryToPeer, { type: "audit" }>;
 const SIZE = 200_000;
-
-async function report(peer: PeerSocket): Promise<void> {
-  peer.send({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes: 1e9 });
-  await peer.request({ type: "find_node", id: "sync", target: peer.nodeId, count: 1 });
-}
 
 /** Waits until the directory handled everything `peer` sent so far; returns the frames that came before the reply. */
 async function sync(peer: PeerSocket): Promise<unknown[]> {
@@ -66,7 +61,7 @@ async function region(holders: number, target = holders): Promise<Region> {
   const cid = randomCid();
   const chunk = randomBytes(SIZE);
   for (const p of peers) {
-    await report(p);
+    await reportStatus(p);
     await p.request({ type: "announce", id: "x", added: [cid], removed: [] });
   }
   await stub.pin(publisher, [cid], target, [SIZE]);
@@ -77,7 +72,7 @@ async function region(holders: number, target = holders): Promise<Region> {
 /** Moves the clock to `atMs`, keeps `alive` talking, and runs the alarm. */
 async function advance(r: Region, atMs: number, alive: PeerSocket[]): Promise<void> {
   await setClock(r.stub, atMs);
-  for (const p of alive) await report(p);
+  for (const p of alive) await reportStatus(p);
   await runDurableObjectAlarm(r.stub);
 }
 
@@ -113,7 +108,7 @@ describe("audits", () => {
     expect((await r.stub.summary()).audits).toEqual({ pendingAudits: 3, passed: 0, failed: 0, inconclusive: 0, lowReputationPeers: 0 });
 
     r.peers.forEach((p, i) => answer(p, audits[i], honest(r, audits[i])));
-    for (const p of r.peers) await report(p);
+    for (const p of r.peers) await reportStatus(p);
     expect(await r.stub.audits()).toEqual([]);
     const summary = await r.stub.summary();
     expect(summary.audits).toEqual({ pendingAudits: 0, passed: 3, failed: 0, inconclusive: 0, lowReputationPeers: 0 });
@@ -121,7 +116,7 @@ describe("audits", () => {
     for (const p of r.peers) expect(await auditRecord(r.stub, p.nodeId)).toEqual({ passed: 1, failed: 0 });
     // A late or repeated answer changes nothing.
     answer(r.peers[0], audits[0], honest(r, audits[0]));
-    await report(r.peers[0]);
+    await reportStatus(r.peers[0]);
     expect((await r.stub.summary()).audits.passed).toBe(3);
     for (const p of r.peers) p.close();
   });
@@ -136,7 +131,7 @@ describe("audits", () => {
       answer(b, audits[1], honest(r, audits[1]));
       if (misbehaviour === "a wrong proof") answer(c, audits[2], "0".repeat(64));
       if (misbehaviour === "missing") c.send({ type: "audit_result", jobId: audits[2].jobId, cid: r.cid, ok: false, code: "missing", message: "gone" });
-      for (const p of [a, b]) await report(p);
+      for (const p of [a, b]) await reportStatus(p);
       let framesOfC = await sync(c);
       if (misbehaviour === "no answer") {
         // Still waiting for c: nothing judged before the deadline.
@@ -168,7 +163,7 @@ describe("audits", () => {
     const [qa, qb] = await Promise.all([nextAudit(a), nextAudit(b)]);
     answer(a, qa, honest(r, qa));
     answer(b, qb, "f".repeat(64));
-    for (const p of r.peers) await report(p);
+    for (const p of r.peers) await reportStatus(p);
     expect((await r.stub.summary()).audits).toMatchObject({ passed: 0, failed: 0, inconclusive: 2 });
     expect(await holders(r.stub, r.cid)).toEqual([a.nodeId, b.nodeId].sort());
     for (const p of r.peers) p.close();
@@ -181,7 +176,7 @@ describe("audits", () => {
     await advance(r, sentAt, r.peers);
     const audits = await Promise.all(r.peers.map((p) => nextAudit(p)));
     answer(a, audits[0], honest(r, audits[0]));
-    await report(a);
+    await reportStatus(a);
     const before = await r.stub.audits();
     expect(before).toHaveLength(3);
 
@@ -198,10 +193,10 @@ describe("audits", () => {
     await setClock(r.stub, sentAt + 1000);
     const [a2, b2, c2] = await Promise.all([a, b, c].map((p) => connectPeer(r.stub, p.nodeId, r.region)));
     answer(b2, audits[1], honest(r, audits[1]));
-    await report(b2);
+    await reportStatus(b2);
     expect(await r.stub.audits()).toHaveLength(3);
     await setClock(r.stub, sentAt + PARAMS.auditTimeoutMs);
-    for (const p of [a2, b2, c2]) await report(p);
+    for (const p of [a2, b2, c2]) await reportStatus(p);
     await runDurableObjectAlarm(r.stub);
     expect(await r.stub.audits()).toEqual([]);
     expect(await auditRecord(r.stub, a.nodeId)).toEqual({ passed: 1, failed: 0 });

@@ -8,12 +8,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, setClock, type PeerSocket } from "./region-directory-support.js";
-
-async function report(peer: PeerSocket): Promise<void> {
-  peer.send({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes: 1e9 });
-  await sync(peer);
-}
+import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, setClock, type PeerSocket, reportStatus } from "./region-directory-support.js";
 
 /** Waits until the directory handled everything `peer` sent; returns the frames that came before the reply. */
 async function sync(peer: PeerSocket): Promise<{ type: string; cids?: string[] }[]> {
@@ -44,21 +39,21 @@ describe("cold tier", () => {
     await env.CHUNKS.put(x, new Uint8Array([1, 2, 3]));
     for (const p of [a, b, c]) await p.request({ type: "announce", id: "x", added: [x, y], removed: [] });
     await stub.pin(publisher, [x, y], 3, [3, 3]);
-    for (const p of peers) await report(p);
+    for (const p of peers) await reportStatus(p);
 
     // Wanted recently (pin time): nothing goes cold.
     expect(await stub.coldNow()).toEqual([]);
 
     const coldAt = t0 + PARAMS.coldAfterMs + 1;
     await setClock(stub, coldAt);
-    for (const p of peers) await report(p);
+    for (const p of peers) await reportStatus(p);
     await runDurableObjectAlarm(stub);
     let summary = await stub.summary();
     expect(summary).toMatchObject({ coldChunks: 1, underReplicatedChunks: 0 });
 
     // After the trim grace, every holder of x is asked to delete it; y keeps its replicas.
     await setClock(stub, coldAt + PARAMS.trimGraceMs);
-    for (const p of peers) await report(p);
+    for (const p of peers) await reportStatus(p);
     await runDurableObjectAlarm(stub);
     for (const p of [a, b, c]) {
       const trims = (await sync(p)).filter((f) => f.type === "trim");

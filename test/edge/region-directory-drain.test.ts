@@ -11,14 +11,9 @@
 import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { DirectoryToPeer, DrainProgress } from "../../src/core/messages.js";
-import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, rpcError, setClock, type DirectoryStub, type PeerSocket } from "./region-directory-support.js";
+import { PARAMS, connectPeer, directoryStub, randomCid, registerPeer, rpcError, setClock, type PeerSocket, reportStatus, storageRegion, type StorageRegion } from "./region-directory-support.js";
 
 type RepairMessage = Extract<DirectoryToPeer, { type: "repair" }>;
-
-async function report(peer: PeerSocket, freeBytes = 1e9): Promise<void> {
-  peer.send({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes });
-  await peer.request({ type: "find_node", id: "sync", target: peer.nodeId, count: 1 });
-}
 
 async function nextOf<T extends DirectoryToPeer["type"]>(peer: PeerSocket, type: T): Promise<Extract<DirectoryToPeer, { type: T }>> {
   const frame = await peer.next();
@@ -32,28 +27,9 @@ async function drain(peer: PeerSocket, draining?: boolean): Promise<DrainProgres
   return (reply as Extract<DirectoryToPeer, { type: "drain_status" }>).progress;
 }
 
-interface Region {
-  region: string;
-  stub: DirectoryStub;
-  t0: number;
-  publisher: string;
-  peers: PeerSocket[];
-}
+type Region = StorageRegion;
 
-async function region(storagePeers: number, freeBytes: (i: number) => number = () => 1e9): Promise<Region> {
-  const region = freshRegion();
-  const stub = directoryStub(region);
-  const t0 = Date.now();
-  await setClock(stub, t0);
-  const publisher = await registerPeer(stub, region, { roles: ["client", "publisher"] });
-  const peers: PeerSocket[] = [];
-  for (let i = 0; i < storagePeers; i++) {
-    const id = await registerPeer(stub, region, { hostId: `host-${i}`, addresses: [`http://10.0.0.${i + 1}:7070`] });
-    peers.push(await connectPeer(stub, id, region));
-  }
-  for (const [i, p] of peers.entries()) await report(p, freeBytes(i));
-  return { region, stub, t0, publisher, peers };
-}
+const region = storageRegion;
 
 const byId = (r: Region, nodeId: string | null) => r.peers.find((p) => p.nodeId === nodeId)!;
 
@@ -156,7 +132,7 @@ describe("trim", () => {
     expect(await r.stub.trimNow()).toEqual({}); // the first pass only starts the grace
     const at = r.t0 + PARAMS.trimGraceMs;
     await setClock(r.stub, at);
-    for (const [i, p] of r.peers.entries()) await report(p, free(i));
+    for (const [i, p] of r.peers.entries()) await reportStatus(p, free(i));
     return r.stub.trimNow();
   }
 

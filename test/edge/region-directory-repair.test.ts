@@ -12,16 +12,10 @@ import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } fro
 import { describe, expect, it } from "vitest";
 import type { RegionDirectory } from "../../durable-objects/region-directory.js";
 import type { DirectoryToPeer } from "../../src/core/messages.js";
-import { PARAMS, connectPeer, directoryStub, freshRegion, randomCid, registerPeer, setClock, type DirectoryStub, type PeerSocket } from "./region-directory-support.js";
+import { PARAMS, connectPeer, directoryStub, randomCid, reportStatus, setClock, storageRegion, type PeerSocket, type StorageRegion } from "./region-directory-support.js";
 
 const DEAD_MS = PARAMS.heartbeatIntervalMs * PARAMS.deadAfterMissedHeartbeats;
 type RepairMessage = Extract<DirectoryToPeer, { type: "repair" }>;
-
-/** Sends a status report and waits until the directory handled it (the reply to a later request). */
-async function report(peer: PeerSocket, freeBytes = 1e9): Promise<void> {
-  peer.send({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes });
-  await peer.request({ type: "find_node", id: "sync", target: peer.nodeId, count: 1 });
-}
 
 /** The next frame on a peer's socket, which must be a repair job. */
 async function nextRepair(peer: PeerSocket): Promise<RepairMessage> {
@@ -30,34 +24,14 @@ async function nextRepair(peer: PeerSocket): Promise<RepairMessage> {
   return frame;
 }
 
-interface Region {
-  region: string;
-  stub: DirectoryStub;
-  t0: number;
-  publisher: string;
-  /** Storage peers, each on its own host, connected and reporting. */
-  peers: PeerSocket[];
-}
+type Region = StorageRegion;
 
-async function region(storagePeers: number): Promise<Region> {
-  const region = freshRegion();
-  const stub = directoryStub(region);
-  const t0 = Date.now();
-  await setClock(stub, t0);
-  const publisher = await registerPeer(stub, region, { roles: ["client", "publisher"] });
-  const peers: PeerSocket[] = [];
-  for (let i = 0; i < storagePeers; i++) {
-    const id = await registerPeer(stub, region, { hostId: `host-${i}`, addresses: [`http://10.0.0.${i + 1}:7070`] });
-    peers.push(await connectPeer(stub, id, region));
-  }
-  for (const p of peers) await report(p);
-  return { region, stub, t0, publisher, peers };
-}
+const region = storageRegion;
 
 /** Moves the clock to `atMs`, keeps `alive` talking, and runs the alarm (liveness sweep, then a repair pass). */
 async function advance(r: Region, atMs: number, alive: PeerSocket[]): Promise<void> {
   await setClock(r.stub, atMs);
-  for (const p of alive) await report(p);
+  for (const p of alive) await reportStatus(p);
   await runDurableObjectAlarm(r.stub);
 }
 
@@ -100,7 +74,7 @@ describe("repair", () => {
     expect(summary.repair).toEqual({ queuedJobs: 0, runningJobs: 0, failedJobs: 0, completedJobs: 1, failedAttempts: 0, bytesRepaired: 4096 });
     // A late result for the confirmed job changes nothing.
     target.send({ type: "repair_result", jobId: job.jobId, cid: x, ok: true, sizeBytes: 4096 });
-    await report(target);
+    await reportStatus(target);
     expect((await r.stub.summary()).repair.completedJobs).toBe(1);
     for (const p of r.peers) p.close();
   });
@@ -119,7 +93,7 @@ describe("repair", () => {
     expect(free).toContain(firstTarget);
     await nextRepair(firstTarget);
     firstTarget.send({ type: "repair_result", jobId: first.jobId, cid: x, ok: false, code: "store_failed", message: "disk full" });
-    await report(firstTarget);
+    await reportStatus(firstTarget);
     await runDurableObjectAlarm(r.stub);
     const [second] = await r.stub.repairJobs();
     expect(second).toMatchObject({ jobId: first.jobId, state: "running", attempts: 2, avoidTargets: [first.target], source: first.source });
@@ -130,7 +104,7 @@ describe("repair", () => {
     const secondTarget = byId(r, second.target);
     await nextRepair(secondTarget);
     secondTarget.send({ type: "repair_result", jobId: second.jobId, cid: x, ok: false, code: "source_unreachable", message: "connection refused" });
-    await report(secondTarget);
+    await reportStatus(secondTarget);
     await runDurableObjectAlarm(r.stub);
     const [third] = await r.stub.repairJobs();
     expect(third).toMatchObject({ state: "running", attempts: 3, avoidSources: [first.source] });
@@ -141,13 +115,13 @@ describe("repair", () => {
 
     // A result from a peer that is not the job's target is ignored.
     a.send({ type: "repair_result", jobId: third.jobId, cid: x, ok: false, code: "failed", message: "not mine" });
-    await report(a);
+    await reportStatus(a);
     expect((await r.stub.repairJobs())[0]).toMatchObject({ state: "running", attempts: 3 });
 
     // Done: announced first (as the peer does), then the result; the job is confirmed once.
     await thirdTarget.request({ type: "announce", id: "ok", added: [x], removed: [] });
     thirdTarget.send({ type: "repair_result", jobId: third.jobId, cid: x, ok: true, sizeBytes: 1000 });
-    await report(thirdTarget);
+    await reportStatus(thirdTarget);
     expect(await r.stub.repairJobs()).toEqual([]);
     expect((await r.stub.summary()).repair).toEqual({ queuedJobs: 0, runningJobs: 0, failedJobs: 0, completedJobs: 1, failedAttempts: 2, bytesRepaired: 1000 });
     for (const p of r.peers) p.close();

@@ -154,3 +154,33 @@ export async function rpcError(call: () => Promise<unknown>): Promise<Error> {
   }
   throw new Error("expected the RPC call to fail");
 }
+
+/** Sends a status report and waits until the directory handled it (the reply to a later request on the same socket). */
+export async function reportStatus(peer: PeerSocket, freeBytes = 1e9): Promise<void> {
+  peer.send({ type: "status", load: { activeTransfers: 0, queueLength: 0, cpu: 0.1 }, freeBytes });
+  await peer.request({ type: "find_node", id: "sync", target: peer.nodeId, count: 1 });
+}
+
+/** A fresh region with a publisher and `storagePeers` storage peers, each on its own host, connected and reporting. */
+export interface StorageRegion {
+  region: string;
+  stub: DirectoryStub;
+  t0: number;
+  publisher: string;
+  peers: PeerSocket[];
+}
+
+export async function storageRegion(storagePeers: number, freeBytes: (i: number) => number = () => 1e9): Promise<StorageRegion> {
+  const region = freshRegion();
+  const stub = directoryStub(region);
+  const t0 = Date.now();
+  await setClock(stub, t0);
+  const publisher = await registerPeer(stub, region, { roles: ["client", "publisher"] });
+  const peers: PeerSocket[] = [];
+  for (let i = 0; i < storagePeers; i++) {
+    const id = await registerPeer(stub, region, { hostId: `host-${i}`, addresses: [`http://10.0.0.${i + 1}:7070`] });
+    peers.push(await connectPeer(stub, id, region));
+  }
+  for (const [i, p] of peers.entries()) await reportStatus(p, freeBytes(i));
+  return { region, stub, t0, publisher, peers };
+}
