@@ -9,10 +9,9 @@
  * bit-exact in a fresh home. The drain's time and bytes moved are printed,
  * not asserted (DESIGN "Testing").
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256File, startTestNetwork, type TestNetwork } from "../helpers/peer-process.js";
-import { heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
+import { startTestNetwork, type TestNetwork } from "../helpers/peer-process.js";
+import { expectAllDownload, heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
 
 const HEARTBEAT_MS = 2000;
 const REPLICAS = 2;
@@ -51,13 +50,6 @@ describe("peer drain", () => {
     for (const cid of cids) expect(rest.filter((p) => p.holds(cid)).length, cid).toBeGreaterThanOrEqual(REPLICAS);
     await leaving.stop();
 
-    const downloader = await net.addPeer({ start: false });
-    const outDir = net.dir("drain-out");
-    for (const [i, file] of files.entries()) {
-      const out = join(outDir, `file-${i}.bin`);
-      const got = await downloader.get(file.link, out);
-      expect(got.bytes).toBe(file.size);
-      expect(await sha256File(out)).toBe(file.sha);
-    }
+    await expectAllDownload(net, files, net.dir("drain-out"));
   }, 300_000);
 });

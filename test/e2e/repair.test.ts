@@ -13,12 +13,11 @@
  * an alarm interval for the sweep, plus the transfer budget. Timings are
  * printed, not asserted beyond that safety bound (DESIGN "Testing").
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RegionSummary } from "../../durable-objects/region-directory-contract.js";
 import { DEFAULT_PARAMS } from "../../src/core/params.js";
-import { sha256File, startTestNetwork, waitUntil, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
-import { heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
+import { startTestNetwork, waitUntil, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import { expectAllDownload, heaviestHolder, putReplicated } from "../helpers/replicated-files.js";
 
 const HEARTBEAT_MS = 2000;
 const DEAD_MS = HEARTBEAT_MS * DEFAULT_PARAMS.deadAfterMissedHeartbeats;
@@ -94,13 +93,6 @@ describe("replica repair after a holder dies", () => {
     expect(status.regionSummary!).toMatchObject({ underReplicatedChunks: 0, repair: { completedJobs: after.repair.completedJobs, bytesRepaired: after.repair.bytesRepaired } });
 
     // Every file downloads bit-exact from the survivors, in a home that holds nothing.
-    const downloader = await net.addPeer({ start: false });
-    const outDir = net.dir("repair-out");
-    for (const [i, file] of files.entries()) {
-      const out = join(outDir, `file-${i}.bin`);
-      const got = await downloader.get(file.link, out);
-      expect(got.bytes).toBe(file.size);
-      expect(await sha256File(out)).toBe(file.sha);
-    }
+    await expectAllDownload(net, files, net.dir("repair-out"));
   }, 300_000);
 });

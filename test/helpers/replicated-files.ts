@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { expect } from "vitest";
-import { waitUntil, writeRandomFile, type TestNetwork, type TestPeer } from "./peer-process.js";
+import { sha256File, waitUntil, writeRandomFile, type TestNetwork, type TestPeer } from "./peer-process.js";
 
 export interface ReplicatedFile {
   link: string;
@@ -45,4 +45,15 @@ export async function putReplicated(
 export function heaviestHolder(net: TestNetwork, publisher: TestPeer, cids: readonly string[]): TestPeer {
   const others = net.peers.filter((p) => p !== publisher);
   return others.map((p) => ({ p, n: cids.filter((c) => p.holds(c)).length })).sort((a, b) => b.n - a.n)[0].p;
+}
+
+/** Every file downloads bit-exact into `dir` in a fresh home that holds nothing (so from the surviving peers alone). */
+export async function expectAllDownload(net: TestNetwork, files: readonly ReplicatedFile[], dir: string): Promise<void> {
+  const downloader = await net.addPeer({ start: false });
+  for (const [i, file] of files.entries()) {
+    const out = join(dir, `file-${i}.bin`);
+    const got = await downloader.get(file.link, out);
+    expect(got.bytes).toBe(file.size);
+    expect(await sha256File(out)).toBe(file.sha);
+  }
 }
