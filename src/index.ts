@@ -24,12 +24,12 @@ import { PeercloudError } from "./core/errors.js";
 import { ClientSession } from "./peer/client-session.js";
 import { ControlClient } from "./peer/control-client.js";
 import { PeerHome, resolveHomeDir } from "./peer/home.js";
-import type { GetResult, OperationHooks, PeerOperations, PutResult, StatusReport, UnpinResult } from "./peer/operations.js";
+import type { GetResult, OperationHooks, PeerOperations, PinResult, PutResult, StatusReport, UnpinResult } from "./peer/operations.js";
 import type { LibraryEntry } from "./peer/library.js";
 
 export { PeercloudError, isPeercloudError } from "./core/errors.js";
 export { formatLink, parseLink, type LinkTarget, type ParsedLink } from "./core/link.js";
-export type { GetResult, PutResult, StatusReport, UnpinResult } from "./peer/operations.js";
+export type { GetResult, PinResult, PutResult, StatusReport, UnpinResult } from "./peer/operations.js";
 export type { LibraryEntry } from "./peer/library.js";
 export type { ProgressEvent, ProgressCallback } from "./peer/progress.js";
 
@@ -50,6 +50,8 @@ export type OperationOptions = OperationHooks;
 export interface PutOptions extends OperationOptions {
   /** Copies to keep, this peer's included (1–16). Default: the network's (3). */
   replicas?: number;
+  /** Regions the copies must span, nearest first from the home region (1–replicas). Default 1. */
+  minRegions?: number;
   /** Also upload every chunk to the edge's R2 cold store. */
   cold?: boolean;
   /** Random per-file keys instead of convergent ones (no de-duplication). */
@@ -84,8 +86,8 @@ export class PeercloudClient {
 
   /** Stores a file or directory; resolves with its link and what it cost. */
   put(path: string, options: PutOptions = {}): Promise<PutResult> {
-    const { replicas, cold, private: isPrivate, ...hooks } = options;
-    return this.ops.put({ path: resolve(path), replicas, cold, private: isPrivate }, hooks);
+    const { replicas, minRegions, cold, private: isPrivate, ...hooks } = options;
+    return this.ops.put({ path: resolve(path), replicas, minRegions, cold, private: isPrivate }, hooks);
   }
 
   /** Downloads what a link names (resuming an interrupted download of it). */
@@ -108,6 +110,15 @@ export class PeercloudClient {
   /** Releases content this home put (local pins and the directory's replication target). */
   unpin(link: string, options: OperationOptions = {}): Promise<UnpinResult> {
     return this.ops.unpin(link, options);
+  }
+
+  /**
+   * Changes the replica policy of content this home put: the replicas to
+   * keep and the regions they must span (absent: as recorded at put).
+   */
+  pin(link: string, policy: { replicas?: number; minRegions?: number } & OperationOptions = {}): Promise<PinResult> {
+    const { replicas, minRegions, ...hooks } = policy;
+    return this.ops.pin({ link, replicas, minRegions }, hooks);
   }
 
   /** Releases the home (in-process: the store and the lock). */

@@ -11,6 +11,7 @@ import { registerGet } from "./commands/get.js";
 import { registerInit } from "./commands/init.js";
 import { registerLs } from "./commands/ls.js";
 import { registerPeer } from "./commands/peer.js";
+import { registerPin } from "./commands/pin.js";
 import { registerPut } from "./commands/put.js";
 import { registerStatus } from "./commands/status.js";
 import { registerUnpin } from "./commands/unpin.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerLs(program);
   registerUnpin(program);
+  registerPin(program);
   return program;
 }
 

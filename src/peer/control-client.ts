@@ -12,7 +12,7 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PeercloudError } from "../core/errors.js";
 import { CONTROL_ROUTES, OUTCOME_TRAILER, type ControlLine, type ControlOutcome } from "./control-protocol.js";
-import type { GetRequest, GetResult, OperationHooks, PeerOperations, PutRequest, PutResult, StatusReport, UnpinResult } from "./operations.js";
+import type { GetRequest, GetResult, OperationHooks, PeerOperations, PinRequest, PinResult, PutRequest, PutResult, StatusReport, UnpinResult } from "./operations.js";
 import type { LibraryEntry } from "./library.js";
 import type { ProgressEvent } from "./progress.js";
 
@@ -53,6 +53,10 @@ export class ControlClient implements PeerOperations {
 
   unpin(link: string, hooks: OperationHooks = {}): Promise<UnpinResult> {
     return this.call("POST", CONTROL_ROUTES.unpin, { link }, hooks) as Promise<UnpinResult>;
+  }
+
+  pin(request: PinRequest, hooks: OperationHooks = {}): Promise<PinResult> {
+    return this.call("POST", CONTROL_ROUTES.pin, request, hooks) as Promise<PinResult>;
   }
 
   async close(): Promise<void> {}

@@ -13,7 +13,7 @@
  * is the access control — the daemon reads and writes files as its user.
  */
 import type { ProgressEvent } from "./progress.js";
-import type { GetRequest, PutRequest } from "./operations.js";
+import type { GetRequest, PinRequest, PutRequest } from "./operations.js";
 
 export const CONTROL_ROUTES = {
   put: "/v1/put",
@@ -21,6 +21,7 @@ export const CONTROL_ROUTES = {
   status: "/v1/status",
   ls: "/v1/ls",
   unpin: "/v1/unpin",
+  pin: "/v1/pin",
 } as const;
 
 export const OUTCOME_TRAILER = "x-peercloud-outcome";
@@ -36,4 +37,5 @@ export interface ControlBodies {
   put: PutRequest;
   get: GetRequest;
   unpin: { link: string };
+  pin: PinRequest;
 }

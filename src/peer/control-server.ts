@@ -28,6 +28,7 @@ const MAX_SOCKET_PATH_CHARS = 100;
 const putBody = v.strictObject({
   path: v.pipe(v.string(), v.startsWith("/", "must be absolute")),
   replicas: v.optional(v.number()),
+  minRegions: v.optional(v.number()),
   cold: v.optional(v.boolean()),
   private: v.optional(v.boolean()),
 });
@@ -37,6 +38,7 @@ const getBody = v.strictObject({
   stream: v.optional(v.boolean()),
 });
 const unpinBody = v.strictObject({ link: v.string() });
+const pinBody = v.strictObject({ link: v.string(), replicas: v.optional(v.number()), minRegions: v.optional(v.number()) });
 
 /** Where the control socket of a home lives: `<home>/control.sock`, or a short path when that is too long. */
 export function controlSocketPathFor(homeDir: string, preferred: string): string {
@@ -92,6 +94,10 @@ export class ControlServer {
       if (route === `POST ${CONTROL_ROUTES.unpin}`) {
         const body = parseWith(unpinBody, await readJsonBody(req), "body");
         return await this.ndjson(res, abort.signal, (hooks) => this.ops.unpin(body.link, hooks));
+      }
+      if (route === `POST ${CONTROL_ROUTES.pin}`) {
+        const body = parseWith(pinBody, await readJsonBody(req), "body");
+        return await this.ndjson(res, abort.signal, (hooks) => this.ops.pin(body, hooks));
       }
       if (route === `POST ${CONTROL_ROUTES.get}`) {
         const body = parseWith(getBody, await readJsonBody(req), "body");

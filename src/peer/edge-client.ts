@@ -11,6 +11,7 @@
  * message } }` with its status, or `edge_unreachable` (503) naming the cause
  * (connection refused, DNS, timeout) when the edge could not be reached.
  */
+import type { RegionSummary } from "../../durable-objects/region-directory-contract.js";
 import { createHash } from "node:crypto";
 import { signBootstrapRequest, type BootstrapRequest, type BootstrapResponse, type RenewResponse, type UnsignedBootstrapRequest } from "../core/bootstrap.js";
 import { bufferSource, utf8 } from "../core/bytes.js";
@@ -127,6 +128,11 @@ export class EdgeClient {
     const answer = await this.call<RenewResponse>({ method: "POST", path: "/v1/certificates/renew", signed: true, repeatable: false, signal: options.signal, read: json });
     if (typeof this.certificate !== "function") this.certificate = answer.certificate;
     return answer;
+  }
+
+  /** A region directory's summary (peers, replicas, repair, audits, region-quality estimates). */
+  async regionSummary(region: string, options: CallOptions = {}): Promise<RegionSummary> {
+    return this.call<RegionSummary>({ method: "GET", path: `/v1/regions/${seg(region)}/summary`, signed: true, repeatable: true, signal: options.signal, read: json });
   }
 
   /** The `count` peers of `region` closest to `target` (FIND_NODE), closest first. */

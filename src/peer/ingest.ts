@@ -5,7 +5,9 @@
  *  1. scan the input (input-tree.ts) — totals for progress, skipped entries;
  *  2. ask the directory once where the `replicas - 1` other copies go
  *     (`place`, distinct hosts; fewer peers → fewer targets, reported
- *     honestly in `replicasAchieved`);
+ *     honestly in `replicasAchieved`); with `minRegions` > 1, the home
+ *     directory for its share and each chosen other region's directory
+ *     for that region's (region-spread.ts);
  *  3. every file through ingest-file.ts (chunk → seal → local store,
  *     pinned), each chunk queued to the replicator (replicator.ts) at once,
  *     so pushes to peers and R2 overlap with chunking;
@@ -13,8 +15,9 @@
  *     as pages), sealed with random keys and stored and replicated like
  *     chunks;
  *  5. wait for the pushes; replace targets that failed, once;
- *  6. pin everything at the directory with the target replica count — last,
- *     so the directory's repair does not race the pushes still running.
+ *  6. pin everything at the directory with the target replica count (each
+ *     region's directory with its share) — last, so the directory's repair
+ *     does not race the pushes still running.
  *
  * Dedup accounting, for the "change 1% of a 256 MiB file" demonstration:
  * `newChunks`/`storedBytes` count chunks the local store did not hold
@@ -40,6 +43,7 @@ import {
   type ManifestRef,
 } from "../core/manifest.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
+import { planRegions, validatePolicy, type RegionShare } from "./region-spread.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { ingestFile, type FileIngestContext, type IngestedFile } from "./ingest-file.js";
 import { scanInput, type InputDirectory, type InputFile } from "./input-tree.js";
@@ -51,6 +55,8 @@ import type { Announcer, ColdStore, ReplicaTarget, ReplicaTargets } from "./sour
 export interface PutOptions {
   /** Target copies including this peer's. Default DEFAULT_PARAMS.defaultReplicationFactor (3). */
   replicas?: number;
+  /** Regions the copies must span (default 1: the home region only); needs deps.targets with other regions. */
+  minRegions?: number;
   /** Also upload every chunk and manifest to the R2 cold store (needs deps.cold). */
   cold?: boolean;
   /** Random per-file keys instead of convergent ones (no dedup). */
@@ -98,6 +104,8 @@ export interface PutResult {
   /** Copies of every chunk that now exist (this peer + complete targets). */
   replicasAchieved: number;
   replicaPeers: string[];
+  /** Per region of the policy, home (region null) first: the replicas its directory keeps, and the copies there now. */
+  regions: { region: string | null; replicas: number; achieved: number }[];
   coldChunks: number;
   warnings: string[];
 }
@@ -105,8 +113,9 @@ export interface PutResult {
 const PIN_BATCH = 1000;
 
 export async function putPath(path: string, options: PutOptions, deps: PutDeps): Promise<PutResult> {
-  const replicas = options.replicas ?? DEFAULT_PARAMS.defaultReplicationFactor;
-  if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new ValidationError(`replicas must be an integer from 1 to 16, got ${replicas}`, "invalid_replicas");
+  const policy = validatePolicy(options.replicas ?? DEFAULT_PARAMS.defaultReplicationFactor, options.minRegions);
+  const replicas = policy.replicas;
+  if (policy.minRegions > 1 && !deps.targets) throw new ValidationError("min-regions needs the region directories, which this put cannot reach", "min_regions_unavailable");
   if (options.cold && !deps.cold) throw new ValidationError("--cold needs the edge's cold store, which is not configured", "cold_unavailable");
   const now = options.now ?? Date.now;
   const warn = (message: string) => {
@@ -127,8 +136,13 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   };
   progress("scan");
 
-  let targets: ReplicaTarget[] = [];
-  if (deps.targets && replicas > 1) targets = await deps.targets.place(replicas - 1, [], bytesTotal);
+  // Home first: the publisher's own copy is one of the home region's share.
+  const plan: RegionShare[] = deps.targets ? await planRegions(deps.targets, policy, options.signal) : [];
+  const targets: ReplicaTarget[] = [];
+  for (const share of plan) {
+    const count = share.region === null ? share.replicas - 1 : share.replicas;
+    if (count > 0) targets.push(...(await share.targets.place(count, [], bytesTotal)));
+  }
   const replicator = new Replicator(targets, options.cold ? deps.cold : undefined, {
     concurrency: options.pushConcurrency,
     onSent: (sent) => {
@@ -219,7 +233,7 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     // Make the local copies durable (one group commit) while the pushes finish; only then announce them.
     await Promise.all([deps.store.flush(), replicator.finish()]);
     deps.announcer?.announce(unannounced);
-    if (deps.targets && targets.length > 0) await replicator.replaceFailed(deps.targets, deps.store, cids, bytesTotal);
+    for (const share of plan) await replicator.replaceFailed(share.targets, deps.store, cids, bytesTotal, share.region ?? undefined);
   } catch (error) {
     // Nothing may keep pushing after put has failed (what was stored stays pinned: a re-put is cheap).
     await replicator.cancel();
@@ -228,11 +242,22 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   const report = replicator.report();
   for (const id of report.failedTargets) warn(`replica peer ${id} failed; it does not count towards the replicas`);
   const replicasAchieved = 1 + report.completeTargets.length;
+  const regions = plan.map((share) => ({
+    region: share.region,
+    replicas: share.replicas,
+    achieved: (share.region === null ? 1 : 0) + report.completeTargets.filter((t) => (t.region ?? null) === share.region).length,
+  }));
   if (deps.targets && replicasAchieved < replicas) warn(`only ${replicasAchieved} of ${replicas} replicas could be placed (not enough live peers on distinct hosts)`);
+  for (const r of regions) {
+    if (r.region !== null && r.achieved < r.replicas)
+      warn(`region ${r.region}: only ${r.achieved} of ${r.replicas} replicas could be placed; its directory repairs the rest from R2 if the content is there (--cold)`);
+  }
 
-  if (deps.targets) {
+  if (plan.length > 0) {
     progress("pin", counters.bytesDone);
-    for (let i = 0; i < cids.length; i += PIN_BATCH) await deps.targets.pin(cids.slice(i, i + PIN_BATCH), replicas, sealedSizes.slice(i, i + PIN_BATCH));
+    for (const share of plan) {
+      for (let i = 0; i < cids.length; i += PIN_BATCH) await share.targets.pin(cids.slice(i, i + PIN_BATCH), share.replicas, sealedSizes.slice(i, i + PIN_BATCH));
+    }
   }
   progress("done", counters.bytesDone);
 
@@ -247,7 +272,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     sentBytes: report.sentBytes,
     manifestBytes: counters.manifestBytes,
     replicasAchieved,
-    replicaPeers: report.completeTargets,
+    replicaPeers: report.completeTargets.map((t) => t.id),
+    regions: regions.length > 0 ? regions : [{ region: null, replicas, achieved: 1 }],
     coldChunks: report.coldChunks + report.coldSkipped,
     warnings,
   };

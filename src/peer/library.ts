@@ -25,6 +25,8 @@ export interface LibraryEntry {
   op: "put" | "get";
   /** put: the replication factor asked for; 0 once unpinned. */
   replicas?: number;
+  /** put: the regions the replicas must span, when more than one. */
+  minRegions?: number;
   cold?: boolean;
   private?: boolean;
   /** get: where it was written. */
@@ -39,6 +41,7 @@ const entrySchema = v.object({
   bytes: v.number(),
   op: v.picklist(["put", "get"]),
   replicas: v.optional(v.number()),
+  minRegions: v.optional(v.number()),
   cold: v.optional(v.boolean()),
   private: v.optional(v.boolean()),
   path: v.optional(v.string()),
@@ -76,6 +79,20 @@ export class Library {
   /** Adds or replaces the entry with the same CID and operation. */
   record(entry: LibraryEntry): Promise<void> {
     return this.update((entries) => [...entries.filter((e) => !(e.cid === entry.cid && e.op === entry.op)), entry]);
+  }
+
+  /** Records a new replica policy on the put of `cid` (`peercloud pin`); returns whether there was one. */
+  async setPolicy(cid: string, replicas: number, minRegions: number): Promise<boolean> {
+    let found = false;
+    await this.update((entries) =>
+      entries.map((e) => {
+        if (e.cid !== cid || e.op !== "put") return e;
+        found = true;
+        const { minRegions: _old, ...rest } = e;
+        return { ...rest, replicas, ...(minRegions > 1 ? { minRegions } : {}) };
+      }),
+    );
+    return found;
   }
 
   /** Marks the put of `cid` unpinned (replicas 0); returns whether there was one. */

@@ -27,9 +27,13 @@ import type { NetworkDeps } from "./operations.js";
 import type { ChunkSource, ColdStore, ProviderDirectory, ReplicaTarget, ReplicaTargets } from "./sources.js";
 import type { TransferClient } from "./transfer-client.js";
 import { abortable } from "../core/abort.js";
+import { rankRegions } from "../core/region-rank.js";
+import { MAX_REPLICAS } from "./region-spread.js";
 
 /** The directory questions put, get and unpin ask. */
 export interface DirectoryApi {
+  /** The region whose directory answers. */
+  readonly region: string;
   findProviders(cid: string, signal: AbortSignal): Promise<ProviderInfo[]>;
   /** The same for up to MAX_PROVIDER_BATCH_CIDS CIDs at once, keyed by CID; without it lookups go one by one. */
   findProvidersBatch?(cids: string[], signal: AbortSignal): Promise<Record<string, ProviderInfo[]>>;
@@ -40,6 +44,7 @@ export interface DirectoryApi {
 /** The edge's HTTP routes for this peer's region. */
 export function httpDirectory(edge: EdgeClient, region: string): DirectoryApi {
   return {
+    region,
     findProviders: (cid, signal) => edge.findProviders(region, cid, { signal, scope: "all" }),
     findProvidersBatch: (cids, signal) => edge.findProvidersBatch(region, cids, { signal, scope: "all" }),
     place: (count, exclude, sizeBytes) => edge.place(region, count, exclude, sizeBytes),
@@ -60,6 +65,7 @@ export function socketDirectory(conn: DirectoryConnection, http: DirectoryApi): 
     }
   };
   return {
+    region: http.region,
     findProviders: async (cid, signal) => {
       const local = await viaSocket(
         () => abortable(conn.findProviders(cid), signal),
@@ -128,6 +134,40 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
     },
   };
   const targets: ReplicaTargets = {
+    ...replicaTargets(directory, transfer, selfNodeId),
+    // Other regions nearest first by the home directory's estimates; its summary is only a hint, so a failure leaves the configured order.
+    otherRegions: async (signal) => {
+      const [network, summary] = await Promise.all([edge.network({ signal }), edge.regionSummary(directory.region, { signal }).catch(() => null)]);
+      return rankRegions(directory.region, network.regions, summary?.regionQuality ?? []);
+    },
+    inRegion: (region) => ({
+      ...replicaTargets(httpDirectory(edge, region), transfer, selfNodeId, region),
+      holders: async (cids, signal) => {
+        const out: Record<string, string[]> = {};
+        for (let i = 0; i < cids.length; i += HOLDER_LOOKUP_BATCH) {
+          const answer = await edge.findProvidersBatch(region, cids.slice(i, i + HOLDER_LOOKUP_BATCH), { signal, scope: "region", count: MAX_REPLICAS });
+          for (const [cid, list] of Object.entries(answer)) out[cid] = list.filter((p) => p.state !== "dead").map((p) => p.nodeId);
+        }
+        return out;
+      },
+    }),
+  };
+  const cold: ColdStore = {
+    async put(cid, sealed) {
+      await edge.putChunkToR2(cid, sealed);
+    },
+    get: (cid, signal) => edge.getChunkFromR2(cid, { signal }),
+    has: async (cid) => (await edge.headChunkInR2(cid)) !== null,
+  };
+  return { providers, targets, cold };
+}
+
+/** CIDs per holder lookup: small enough that the edge answers every one with up to MAX_REPLICAS holders (batchProviderCount). */
+const HOLDER_LOOKUP_BATCH = 64;
+
+/** Placement and pins at one region's directory; `region` is set on targets outside the home region. */
+function replicaTargets(directory: DirectoryApi, transfer: TransferClient, selfNodeId: string, region?: string): Pick<ReplicaTargets, "place" | "pin"> {
+  return {
     async place(count, exclude, sizeBytes) {
       const nodes = await directory.place(count, [...new Set([...exclude, selfNodeId])], sizeBytes);
       const chosen: ReplicaTarget[] = [];
@@ -136,6 +176,7 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
         if (info.nodeId === selfNodeId || !address) continue;
         chosen.push({
           id: info.nodeId,
+          ...(region === undefined ? {} : { region }),
           push: async (cid, sealed) => {
             await transfer.putChunk(address, cid, sealed);
           },
@@ -146,14 +187,6 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
     },
     pin: (cids, replicas, sizes) => directory.pin(cids, replicas, sizes),
   };
-  const cold: ColdStore = {
-    async put(cid, sealed) {
-      await edge.putChunkToR2(cid, sealed);
-    },
-    get: (cid, signal) => edge.getChunkFromR2(cid, { signal }),
-    has: async (cid) => (await edge.headChunkInR2(cid)) !== null,
-  };
-  return { providers, targets, cold };
 }
 
 export interface ProviderBatchingOptions {

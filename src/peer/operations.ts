@@ -23,6 +23,9 @@ import type { TransferStats } from "./transfer-counters.js";
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard } from "./swarm.js";
 import { fromBase64Url } from "../core/bytes.js";
+import { DEFAULT_PARAMS } from "../core/params.js";
+import { applyPolicy, type PolicyResult } from "./policy.js";
+import { validatePolicy } from "./region-spread.js";
 
 export type { PutResult } from "./ingest.js";
 export type { GetResult } from "./download.js";
@@ -31,8 +34,24 @@ export interface PutRequest {
   /** Absolute path (the CLI resolves it against its own working directory). */
   path: string;
   replicas?: number;
+  /** Regions the replicas must span (default 1). */
+  minRegions?: number;
   cold?: boolean;
   private?: boolean;
+}
+
+/** A new replica policy for content this home put (`peercloud pin`); absent fields keep the recorded policy. */
+export interface PinRequest {
+  link: string;
+  replicas?: number;
+  minRegions?: number;
+}
+
+export interface PinResult extends PolicyResult {
+  cid: string;
+  name: string;
+  /** Objects (manifests and chunks) re-pinned. */
+  cids: number;
 }
 
 export interface GetRequest {
@@ -89,6 +108,8 @@ export interface PeerOperations {
   status(): Promise<StatusReport>;
   ls(): Promise<LibraryEntry[]>;
   unpin(link: string, hooks?: OperationHooks): Promise<UnpinResult>;
+  /** Changes the replica policy (replicas, regions) of content this home put. */
+  pin(request: PinRequest, hooks?: OperationHooks): Promise<PinResult>;
   close(): Promise<void>;
 }
 
@@ -124,7 +145,7 @@ export class LocalOperations implements PeerOperations {
     const path = resolve(request.path);
     const result = await putPath(
       path,
-      { replicas: request.replicas, cold: request.cold, private: request.private, signal: hooks.signal, onProgress: hooks.onProgress, onWarning: hooks.onWarning },
+      { replicas: request.replicas, minRegions: request.minRegions, cold: request.cold, private: request.private, signal: hooks.signal, onProgress: hooks.onProgress, onWarning: hooks.onWarning },
       { store: this.ctx.store, convergenceSecret: fromBase64Url(config.convergenceSecret), ...this.ctx.network },
     );
     await this.ctx.library.record({
@@ -134,6 +155,7 @@ export class LocalOperations implements PeerOperations {
       bytes: result.bytes,
       op: "put",
       replicas: request.replicas ?? result.replicasAchieved,
+      ...(request.minRegions !== undefined && request.minRegions > 1 ? { minRegions: request.minRegions } : {}),
       cold: request.cold === true,
       private: request.private === true,
       path,
@@ -199,12 +221,7 @@ export class LocalOperations implements PeerOperations {
   async unpin(linkText: string, hooks: OperationHooks = {}): Promise<UnpinResult> {
     const link = parseLink(linkText);
     const store = this.ctx.store;
-    const tree = await collectTreeCids(link.cid, link.key, async (cid) => {
-      hooks.signal?.throwIfAborted();
-      const sealed = await store.get(cid);
-      if (!sealed) throw new PeercloudError("manifest_not_local", `manifest ${cid} is not in this home's store; unpin from the home that put the content`, 404);
-      return sealed;
-    });
+    const tree = await this.localTree(link, "unpin", hooks.signal);
     for (const cid of tree.cids) await store.unpin(cid);
     let directoryUnpinned = false;
     if (this.ctx.network.targets) {
@@ -215,6 +232,29 @@ export class LocalOperations implements PeerOperations {
     }
     await this.ctx.library.markUnpinned(link.cid);
     return { cid: link.cid, name: tree.name, cids: tree.cids.length, directoryUnpinned };
+  }
+
+  async pin(request: PinRequest, hooks: OperationHooks = {}): Promise<PinResult> {
+    const link = parseLink(request.link);
+    const entry = (await this.ctx.library.list()).find((e) => e.cid === link.cid && e.op === "put");
+    const recorded = entry?.replicas !== undefined && entry.replicas > 0 ? entry.replicas : undefined;
+    const policy = validatePolicy(request.replicas ?? recorded ?? DEFAULT_PARAMS.defaultReplicationFactor, request.minRegions ?? entry?.minRegions ?? 1);
+    const targets = this.ctx.network.targets;
+    if (!targets) throw new PeercloudError("directory_unavailable", "changing a replica policy needs the region directory, which this home cannot reach", 503);
+    const tree = await this.localTree(link, "change the policy of it", hooks.signal);
+    const result = await applyPolicy(tree, policy, { store: this.ctx.store, targets }, hooks);
+    await this.ctx.library.setPolicy(link.cid, policy.replicas, policy.minRegions);
+    return { cid: link.cid, name: tree.name, cids: tree.cids.length, ...result };
+  }
+
+  /** Every object of the content, from the manifests in this home's store (the publisher's home has them all). */
+  private localTree(link: { cid: string; key: Uint8Array }, what: string, signal?: AbortSignal) {
+    return collectTreeCids(link.cid, link.key, async (cid) => {
+      signal?.throwIfAborted();
+      const sealed = await this.ctx.store.get(cid);
+      if (!sealed) throw new PeercloudError("manifest_not_local", `manifest ${cid} is not in this home's store; ${what} from the home that put the content`, 404);
+      return sealed;
+    });
   }
 
   async close(): Promise<void> {}

@@ -36,8 +36,8 @@ export interface ReplicationReport {
   /** Chunks uploaded to R2, and chunks R2 already held. */
   coldChunks: number;
   coldSkipped: number;
-  /** Targets that hold every chunk. */
-  completeTargets: string[];
+  /** Targets that hold every chunk (id, and region when not the home one). */
+  completeTargets: { id: string; region?: string }[];
   /** Targets dropped after failures (and not counted). */
   failedTargets: string[];
 }
@@ -125,12 +125,13 @@ export class Replicator {
   }
 
   /**
-   * Replaces dropped targets once: asks `place` for as many peers as were
-   * dropped (excluding all used so far) and sends them every chunk of `cids`
+   * Replaces dropped targets of one region (undefined: the home region)
+   * once: asks that region's `place` for as many peers as were dropped
+   * there (excluding all used so far) and sends them every chunk of `cids`
    * from the local store.
    */
-  async replaceFailed(place: ReplicaTargets, store: ChunkStore, cids: readonly string[], sizeBytes: number): Promise<void> {
-    const dropped = this.targets.filter((t) => t.failed).length;
+  async replaceFailed(place: ReplicaTargets, store: ChunkStore, cids: readonly string[], sizeBytes: number, region?: string): Promise<void> {
+    const dropped = this.targets.filter((t) => t.failed && t.target.region === region).length;
     if (dropped === 0) return;
     const exclude = this.targets.map((t) => t.target.id);
     const replacements = (await place.place(dropped, exclude, sizeBytes)).filter((t) => !exclude.includes(t.id)).map((target) => ({ target, failed: false }));
@@ -156,7 +157,7 @@ export class Replicator {
       sentBytes: this.sentBytes,
       coldChunks: this.coldChunks,
       coldSkipped: this.coldSkipped,
-      completeTargets: this.targets.filter((t) => !t.failed).map((t) => t.target.id),
+      completeTargets: this.targets.filter((t) => !t.failed).map((t) => (t.target.region === undefined ? { id: t.target.id } : { id: t.target.id, region: t.target.region })),
       failedTargets: this.targets.filter((t) => t.failed).map((t) => t.target.id),
     };
   }

@@ -43,6 +43,8 @@ export interface ProviderDirectory {
 /** A peer chosen to hold a replica. */
 export interface ReplicaTarget {
   readonly id: string;
+  /** The region whose directory placed it, when it is not the home region (minimum-regions policies). */
+  readonly region?: string;
   /** Stores a sealed chunk there (PUT /v1/chunks/:cid; the receiver verifies and pins it). */
   push(cid: string, sealed: Uint8Array): Promise<void>;
   /** Whether it already holds the chunk (HEAD /v1/chunks/:cid), so a re-put can skip sending it. Optional. */
@@ -59,6 +61,16 @@ export interface ReplicaTargets {
   place(count: number, exclude: string[], sizeBytes: number): Promise<ReplicaTarget[]>;
   /** Records the target replication factor of these chunks (at most 1000 per call; put batches). */
   pin(cids: string[], replicas: number, sizes: number[]): Promise<void>;
+  /**
+   * The network's other regions, nearest first (the home directory's
+   * estimates of the quality between regions, src/core/region-rank.ts).
+   * Absent where only the home region is reachable.
+   */
+  otherRegions?(signal?: AbortSignal): Promise<string[]>;
+  /** The same placement and pins in another region's directory (its targets carry `region`). */
+  inRegion?(region: string): ReplicaTargets;
+  /** Node IDs holding each of `cids` in this directory's region (up to 16 each); absent where the directory cannot say. */
+  holders?(cids: readonly string[], signal?: AbortSignal): Promise<Record<string, string[]>>;
 }
 
 /** R2 through the edge: the cold fallback. */

@@ -178,6 +178,20 @@ function targetsOf(stores: Map<string, ChunkStore>, failing: string[] = []): Rep
   return t;
 }
 
+/** Home-region targets whose other regions (nearest first as listed) each place on their own stores. */
+function regionTargetsOf(home: ReturnType<typeof targetsOf>, others: [string, ReturnType<typeof targetsOf>][]): ReplicaTargets {
+  const byRegion = new Map(others);
+  return {
+    place: home.place,
+    pin: home.pin,
+    otherRegions: async () => others.map(([r]) => r),
+    inRegion: (region) => {
+      const t = byRegion.get(region)!;
+      return { place: async (count, exclude, size) => (await t.place(count, exclude, size)).map((target) => ({ ...target, region })), pin: t.pin };
+    },
+  };
+}
+
 async function put(path: string, store: ChunkStore, options: PutOptions = {}, extra: Partial<Parameters<typeof putPath>[2]> = {}) {
   return putPath(path, { chunker: SMALL, ...options }, { store, convergenceSecret: SECRET, ...extra });
 }
@@ -613,5 +627,60 @@ describe("replication and dedup", () => {
     expect(second.sentBytes).toBeLessThan(first.sentBytes * 0.5);
     // What was sent is what was new, to each of the two replica peers.
     expect(second.sentBytes).toBe(2 * second.storedBytes);
+  });
+
+  it("spreads replicas over the nearest regions a minimum-regions policy asks for, pinned per region", async () => {
+    const data = randomBytes(300 * KiB);
+    const publisher = await openStore("publisher");
+    const home = targetsOf(
+      new Map([
+        ["h1", await openStore("h1")],
+        ["h2", await openStore("h2")],
+      ]),
+    );
+    const ap = targetsOf(
+      new Map([
+        ["a1", await openStore("a1")],
+        ["a2", await openStore("a2")],
+      ]),
+      ["a1"],
+    );
+    const us = targetsOf(new Map([["u1", await openStore("u1")]]));
+    const targets = regionTargetsOf(home, [
+      ["ap", ap],
+      ["us", us],
+    ]);
+    const r = await put(await inputFile("f.bin", data), publisher, { replicas: 4, minRegions: 2 }, { targets });
+    // 4 over 2 regions: 2 at home (the publisher's copy and one peer), 2 in the nearest other region (ap), none in us.
+    expect(r.regions).toEqual([
+      { region: null, replicas: 2, achieved: 2 },
+      { region: "ap", replicas: 2, achieved: 1 },
+    ]);
+    // a1 failed; a replacement is sought in ap only (never home's spare h2), and ap has none left: 1 of 2, said so.
+    expect(r.replicaPeers.sort()).toEqual(["a2", "h1"]);
+    expect(r.warnings).toEqual(expect.arrayContaining([expect.stringContaining("region ap: only 1 of 2")]));
+    const all = [...publisher.list()].map((c) => c.cid).sort();
+    expect(home.pins.every((p) => p.replicas === 2)).toBe(true);
+    expect(home.pins.flatMap((p) => p.cids).sort()).toEqual(all);
+    expect(ap.pins.every((p) => p.replicas === 2)).toBe(true);
+    expect(ap.pins.flatMap((p) => p.cids).sort()).toEqual(all);
+    expect(us.pins).toEqual([]);
+    expect(us.pushes).toBe(0);
+  });
+
+  it("rejects a minimum-regions policy the network cannot meet before storing anything", async () => {
+    const publisher = await openStore("publisher");
+    const home = targetsOf(new Map([["h1", await openStore("h1")]]));
+    const targets = regionTargetsOf(home, [["us", targetsOf(new Map())]]);
+    const path = await inputFile("f.bin", randomBytes(100 * KiB));
+    const tooMany = await put(path, publisher, { replicas: 3, minRegions: 3 }, { targets }).catch((e: unknown) => e);
+    expect(isPeercloudError(tooMany) && tooMany.code).toBe("min_regions_unavailable");
+    expect((tooMany as Error).message).toContain("the network has 2");
+    const overReplicas = await put(path, publisher, { replicas: 2, minRegions: 3 }, { targets }).catch((e: unknown) => e);
+    expect(isPeercloudError(overReplicas) && overReplicas.code).toBe("invalid_min_regions");
+    const noDirectories = await put(path, publisher, { replicas: 2, minRegions: 2 }, { targets: targetsOf(new Map()) }).catch((e: unknown) => e);
+    expect(isPeercloudError(noDirectories) && noDirectories.code).toBe("min_regions_unavailable");
+    expect([...publisher.list()]).toEqual([]);
+    expect(home.pushes + home.pins.length).toBe(0);
   });
 });

@@ -34,6 +34,7 @@ function scriptedDirectory(options: { auto?: boolean; batch?: boolean } = {}) {
   const singles: string[] = [];
   let onBatch: (() => void) | null = null;
   const directory: DirectoryApi = {
+    region: "eu",
     async findProviders(cid) {
       singles.push(cid);
       return [provider(holderOf(cid))];

@@ -1,5 +1,5 @@
 /**
- * `peercloud put PATH [--replicas N] [--cold] [--private]`: stores a file or
+ * `peercloud put PATH [--replicas N] [--min-regions M] [--cold] [--private]`: stores a file or
  * a directory tree and prints its link (stdout: the link alone, so
  * `LINK=$(peercloud put f)` works; `--json`: the whole PutResult, which
  * starts with `link`, `cid` and `bytes`).
@@ -13,6 +13,7 @@ import { contextOf, operationHooks, printResult, withOperations } from "../conte
 
 interface PutFlags {
   replicas?: number;
+  minRegions?: number;
   cold?: boolean;
   private?: boolean;
 }
@@ -22,12 +23,18 @@ export function parseReplicas(text: string): number {
   return Number(text);
 }
 
+/** As --replicas: a region per copy at most (put and pin check it against the replicas). */
+export function parseMinRegions(text: string): number {
+  return parseReplicas(text);
+}
+
 export function registerPut(program: Command): void {
   program
     .command("put")
     .description("store a file or directory (encrypted, content-addressed) and print its link")
     .argument("<path>", "file or directory to store")
     .option("--replicas <n>", "copies to keep, this peer's included (default: the network's, usually 3)", parseReplicas)
+    .option("--min-regions <n>", "regions the copies must span, the home region and the nearest others (default 1)", parseMinRegions)
     .option("--cold", "also upload every chunk to the edge's R2 cold store")
     .option("--private", "random per-file keys (no de-duplication with other publishers' identical data)")
     .action(async (pathArg: string, flags: PutFlags, command: Command) => {
@@ -40,14 +47,14 @@ export function registerPut(program: Command): void {
       });
       const hooks = operationHooks(ctx, "put");
       try {
-        const result = await withOperations(ctx, (ops) => ops.put({ path, replicas: flags.replicas, cold: flags.cold, private: flags.private }, hooks));
+        const result = await withOperations(ctx, (ops) => ops.put({ path, replicas: flags.replicas, minRegions: flags.minRegions, cold: flags.cold, private: flags.private }, hooks));
         hooks.done();
         const { link, cid, bytes, ...rest } = result;
         printResult(ctx, { link, cid, bytes, ...rest }, link);
         if (!ctx.json) {
           ctx.stderr.write(
             `put ${formatBytes(bytes)} in ${result.chunks} chunk(s) (${result.newChunks} new, ${formatBytes(result.sentBytes)} sent), ` +
-              `${result.replicasAchieved} replica(s)${result.coldChunks ? `, ${result.coldChunks} in cold storage` : ""}\n`,
+              `${result.replicasAchieved} replica(s)${result.regions.length > 1 ? ` in ${result.regions.length} regions` : ""}${result.coldChunks ? `, ${result.coldChunks} in cold storage` : ""}\n`,
           );
         }
       } finally {
