@@ -5,8 +5,9 @@
  * It wires long-lived parts together, it decides little itself:
  *  - the home's lock (peer.pid) for its lifetime, then the chunk store
  *    (storage limit) and the TransferServer on the configured port;
- *  - the DirectoryConnection (reconnects, pings, status reports with load
- *    and free bytes, full inventory on every connect); the store's
+ *  - the DirectoryConnection (reconnects, pings, status reports with load,
+ *    free bytes and capacity from load-report.ts, full inventory on every
+ *    connect); the store's
  *    added/removed events are its announcements — every chunk that appears
  *    (put, get, a replica pushed by another peer) and every eviction — for
  *    peers with the service role (the directory takes no others');
@@ -28,7 +29,7 @@
  * restart.
  */
 import { statfs } from "node:fs/promises";
-import { loadavg, cpus, networkInterfaces } from "node:os";
+import { networkInterfaces } from "node:os";
 import { fromBase64Url } from "../core/bytes.js";
 import { isPeercloudError, PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS, type NetworkParams } from "../core/params.js";
@@ -40,6 +41,7 @@ import { DirectoryConnection, type StatusReport as DirectoryStatus } from "./dir
 import { EdgeClient } from "./edge-client.js";
 import type { PeerConfig, PeerHome } from "./home.js";
 import { Library } from "./library.js";
+import { LoadReporter } from "./load-report.js";
 import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.js";
 import { LocalOperations, type DaemonState } from "./operations.js";
 import { answerAudit } from "./audit-responder.js";
@@ -108,6 +110,7 @@ export class PeerDaemon {
   private transferServer: TransferServer | null = null;
   private transferClient: TransferClient | null = null;
   private store: ChunkStore | null = null;
+  private loadReporter: LoadReporter | null = null;
   /** What this daemon's downloads measured of each region's sources, sent with the status reports. */
   private readonly regionQuality = new RegionQualityMeter();
   private transferUrl = "";
@@ -171,6 +174,7 @@ export class PeerDaemon {
     // Downloads run in this process, so other downloaders of the same file can see their progress here.
     const swarmBoard = new SwarmBoard();
     const uploadRate = this.options.maxUploadBytesPerSecond;
+    const uploadLimiter = uploadRate ? new UploadLimiter({ bytesPerSecond: uploadRate }) : undefined;
     this.transferServer = new TransferServer({
       store,
       networkPublicKey: fromBase64Url(this.config.network.publicKey),
@@ -179,7 +183,7 @@ export class PeerDaemon {
       maxChunkBytes: params.maxChunkBytes,
       signatureMaxSkewMs: params.signatureMaxSkewMs,
       swarm: swarmBoard,
-      ...(uploadRate ? { uploadLimiter: new UploadLimiter({ bytesPerSecond: uploadRate }) } : {}),
+      ...(uploadLimiter ? { uploadLimiter } : {}),
     });
     this.transferServer.on("warning", (w) => this.emit({ event: "transfer_warning", code: w.code, message: w.message, status: w.status }));
     const bound = await this.transferServer.listen().catch((error: NodeJS.ErrnoException) => {
@@ -190,6 +194,8 @@ export class PeerDaemon {
     this.transferUrl = this.options.advertiseUrl ?? this.config.advertiseUrl ?? advertisedUrl(host, bound.port);
 
     this.transferClient = new TransferClient({ secretKey, certificate, maxChunkBytes: params.maxChunkBytes });
+    this.loadReporter = new LoadReporter({ server: this.transferServer, client: this.transferClient, uploadLimiter, repairJobs: () => this.repair?.active ?? 0 });
+    this.loadReporter.start();
     // Only service peers provide chunks to others; the directory refuses announcements from the rest.
     const provides = storesChunks(this.config.roles);
     const conn = new DirectoryConnection({
@@ -301,12 +307,12 @@ export class PeerDaemon {
       // keep the store's own figure
     }
     const freeBytes = Math.max(0, Math.min(diskFreeBytes, stats.freeBytes, Number.MAX_SAFE_INTEGER));
-    const cpu = Math.min(1, Math.max(0, loadavg()[0] / Math.max(1, cpus().length)));
     const regionQuality = this.regionQuality.report();
+    const reporter = this.loadReporter!;
     return {
-      load: { activeTransfers: this.transferServer!.stats().activeTransfers, queueLength: 0, cpu },
+      load: reporter.load(),
       freeBytes,
-      capacity: { storageBytes: Math.min(Number.MAX_SAFE_INTEGER, stats.usedBytes + freeBytes), uploadBps: 0, downloadBps: 0 },
+      capacity: { storageBytes: Math.min(Number.MAX_SAFE_INTEGER, stats.usedBytes + freeBytes), ...reporter.capacity() },
       addresses: [this.transferUrl],
       ...(regionQuality ? { regionQuality } : {}),
     };
@@ -335,6 +341,7 @@ export class PeerDaemon {
       }
     };
     this.renewer?.stop();
+    this.loadReporter?.stop();
     this.repair?.close();
     this.scrubAbort.abort();
     if (this.scrubTimer) clearTimeout(this.scrubTimer);

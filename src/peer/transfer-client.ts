@@ -98,6 +98,8 @@ export class TransferClient {
   private readonly idleTimeoutMs: number;
   private readonly renewBeforeMs: number;
   private readonly now: () => number;
+  private chunkRequests = 0;
+  private receivedBytes = 0;
 
   constructor(private readonly options: TransferClientOptions) {
     this.maxChunkBytes = options.maxChunkBytes ?? DEFAULT_PARAMS.maxChunkBytes;
@@ -110,8 +112,8 @@ export class TransferClient {
   async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
     const path = chunkPath(cid);
     const maxBytes = Math.min(options.maxBytes ?? this.maxChunkBytes, this.maxChunkBytes);
-    const reply = await this.withSession(peerAddress, options.signal, (peer, token) =>
-      this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, maxBytes, options.onResponse),
+    const reply = await this.counted(() =>
+      this.withSession(peerAddress, options.signal, (peer, token) => this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, maxBytes, options.onResponse)),
     );
     const body = reply.body;
     return new Uint8Array(body.buffer, body.byteOffset, body.length);
@@ -133,15 +135,17 @@ export class TransferClient {
   async putChunk(peerAddress: string, cid: string, sealed: Uint8Array, options: RequestOptions = {}): Promise<{ added: boolean }> {
     const path = chunkPath(cid);
     if (sealed.length > this.maxChunkBytes) throw new RangeError(`putChunk: ${sealed.length} bytes exceed the ${this.maxChunkBytes}-byte chunk maximum`);
-    const reply = await this.withSession(peerAddress, options.signal, (peer, token) =>
-      this.send(
-        peer,
-        "PUT",
-        path,
-        { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "content-length": String(sealed.length) },
-        sealed,
-        options.signal,
-        MAX_JSON_REPLY_BYTES,
+    const reply = await this.counted(() =>
+      this.withSession(peerAddress, options.signal, (peer, token) =>
+        this.send(
+          peer,
+          "PUT",
+          path,
+          { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "content-length": String(sealed.length) },
+          sealed,
+          options.signal,
+          MAX_JSON_REPLY_BYTES,
+        ),
       ),
     );
     const parsed = parseJson(reply.body) as { added?: unknown } | null;
@@ -175,10 +179,33 @@ export class TransferClient {
     this.peers.delete(origin);
   }
 
+  /**
+   * Chunk GETs and PUTs in progress (downloads, replica pushes, repair
+   * copies), including those waiting for a socket or a session: part of the
+   * queue length this peer reports to its directory.
+   */
+  get activeTransfers(): number {
+    return this.chunkRequests;
+  }
+
+  /** Response body bytes read so far, counted as they arrive: the download side of the capacity meter. */
+  get bytesReceived(): number {
+    return this.receivedBytes;
+  }
+
   /** Closes every pooled connection. */
   close(): void {
     for (const peer of this.peers.values()) peer.agent.destroy();
     this.peers.clear();
+  }
+
+  private async counted<T>(request: () => Promise<T>): Promise<T> {
+    this.chunkRequests++;
+    try {
+      return await request();
+    } finally {
+      this.chunkRequests--;
+    }
   }
 
   // ---- sessions ----
@@ -341,6 +368,7 @@ export class TransferClient {
       if (receivedBytes + piece.length > body.length) return fail(`response body exceeds ${body.length} bytes`);
       piece.copy(body, receivedBytes);
       receivedBytes += piece.length;
+      this.receivedBytes += piece.length;
     });
     res.on("end", () => {
       if (contentLength !== null && receivedBytes !== contentLength) return fail(`response ended after ${receivedBytes} of ${contentLength} bytes`);

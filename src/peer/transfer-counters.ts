@@ -10,8 +10,12 @@ export interface TransferStats {
   requests: number;
   sessionsOpened: number;
   chunksServed: number;
+  /** Bytes of the chunks served whole. */
   bytesServed: number;
+  /** Chunk response bytes sent so far, counted as they stream (cut-off responses included): what the capacity meter reads. */
+  bytesSent: number;
   chunksReceived: number;
+  /** Chunk bytes received by PUTs so far, counted as they arrive (cut-off and rejected bodies included). */
   bytesReceived: number;
   /** GETs streaming and PUTs receiving right now. */
   activeTransfers: number;
@@ -26,6 +30,7 @@ export class TransferCounters {
   sessionsOpened = 0;
   chunksServed = 0;
   bytesServed = 0;
+  bytesSent = 0;
   chunksReceived = 0;
   bytesReceived = 0;
   activeTransfers = 0;
@@ -55,6 +60,7 @@ export class TransferCounters {
       sessionsOpened: this.sessionsOpened,
       chunksServed: this.chunksServed,
       bytesServed: this.bytesServed,
+      bytesSent: this.bytesSent,
       chunksReceived: this.chunksReceived,
       bytesReceived: this.bytesReceived,
       activeTransfers: this.activeTransfers,

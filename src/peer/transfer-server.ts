@@ -174,6 +174,12 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     return this.counters.snapshot();
   }
 
+  /** The live figures the daemon's load report reads every second, without copying the per-peer map. */
+  traffic(): Pick<TransferStats, "activeTransfers" | "bytesSent" | "bytesReceived"> {
+    const { activeTransfers, bytesSent, bytesReceived } = this.counters;
+    return { activeTransfers, bytesSent, bytesReceived };
+  }
+
   // ---- routing ----
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -241,9 +247,12 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     const bytes = read.end - read.start;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
     this.counters.activeTransfers++;
+    const sending = this.options.uploadLimiter ? pipeline(read.stream, this.options.uploadLimiter.throttle(), res) : pipeline(read.stream, res);
+    // Counted as the file is read (the pipe reads only as fast as the socket drains), so rates show mid-chunk.
+    // Listening after the pipe is attached changes nothing in how the stream flows.
+    read.stream.on("data", (piece: Buffer) => (this.counters.bytesSent += piece.length));
     try {
-      if (this.options.uploadLimiter) await pipeline(read.stream, this.options.uploadLimiter.throttle(), res);
-      else await pipeline(read.stream, res);
+      await sending;
     } catch {
       // The reader went away mid-chunk: pipeline already closed the file and the socket.
       this.counters.error("aborted");
@@ -299,11 +308,11 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
         body.set(piece, receivedBytes);
         hash.update(piece);
         receivedBytes += piece.length;
+        this.counters.bytesReceived += piece.length;
       }
     } finally {
       this.counters.activeTransfers--;
     }
-    this.counters.bytesReceived += receivedBytes;
     if (receivedBytes !== lengthBytes) throw new PeercloudError("incomplete_body", `received ${receivedBytes} of ${lengthBytes} bytes`, 400);
     if (!hash.digest().equals(digest)) throw new PeercloudError("hash_mismatch", `the body does not hash to ${cid}; nothing was stored`, 422);
     // Trusted: hashed against the CID above, while it arrived.

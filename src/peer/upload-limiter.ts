@@ -24,6 +24,7 @@ export class UploadLimiter {
   private tokens: number;
   private lastMs: number;
   private queue: Promise<void> = Promise.resolve();
+  private waiters = 0;
 
   constructor(options: UploadLimiterOptions) {
     if (!(options.bytesPerSecond > 0) || !Number.isFinite(options.bytesPerSecond)) throw new RangeError(`UploadLimiter: bytesPerSecond must be a positive number, got ${options.bytesPerSecond}`);
@@ -36,9 +37,19 @@ export class UploadLimiter {
 
   /** Resolves when `bytes` may be sent. */
   take(bytes: number): Promise<void> {
-    const turn = this.queue.then(() => this.wait(bytes));
+    this.waiters++;
+    const turn = this.queue.then(() => this.wait(bytes)).then(() => void this.waiters--);
     this.queue = turn;
     return turn;
+  }
+
+  /**
+   * Writes waiting for their turn (a throttled response waits for one write
+   * at a time, so this is the number of responses the cap holds back now):
+   * part of the queue length this peer reports.
+   */
+  get waiting(): number {
+    return this.waiters;
   }
 
   /** A stream stage that passes bytes through at the shared rate. */

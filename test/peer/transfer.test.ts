@@ -25,6 +25,7 @@ import { TransferClient, TransferError } from "../../src/peer/transfer-client.js
 import { TransferServer, type TransferServerOptions } from "../../src/peer/transfer-server.js";
 import { parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js";
 import { UploadLimiter } from "../../src/peer/upload-limiter.js";
+import { LoadReporter } from "../../src/peer/load-report.js";
 import { cidOf, makeChunk } from "./store-contract.js";
 
 interface Network {
@@ -439,5 +440,46 @@ describe("upload limit", () => {
 
   it("refuses a rate that is not a positive number", () => {
     for (const bytesPerSecond of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => new UploadLimiter({ bytesPerSecond })).toThrow(RangeError);
+  });
+});
+
+describe("load report (the load and capacity a daemon's status reports carry)", () => {
+  it("turns the bytes a transfer moved into capacity, and counts the client's chunk requests and repair jobs as queued", async () => {
+    // One reporter over this server and the client that talks to it: each side counts its own bytes once.
+    const reporter = new LoadReporter({ server, client, repairJobs: () => 2, cpu: () => 0.25 });
+    expect(reporter.capacity()).toEqual({ uploadBps: 0, downloadBps: 0 });
+    expect(reporter.load()).toEqual({ activeTransfers: 0, queueLength: 2, cpu: 0.25 });
+    reporter.sample(0);
+    const chunk = makeChunk("load-report", 300_000);
+    const pushing = client.putChunk(url, chunk.cid, chunk.bytes);
+    expect(reporter.load().queueLength).toBe(3);
+    await pushing;
+    const served = once(server, "served");
+    const getting = client.getChunk(url, chunk.cid);
+    expect(reporter.load().queueLength).toBe(3);
+    await getting;
+    await served;
+    expect(reporter.load()).toEqual({ activeTransfers: 0, queueLength: 2, cpu: 0.25 });
+    reporter.sample(1000);
+    const capacity = reporter.capacity();
+    // Over that one second: 300 kB served; 300 kB received by the PUT plus 300 kB read by the GET, and the
+    // small JSON answers (session, PUT) the client read too.
+    expect(capacity.uploadBps).toBe(300_000);
+    expect(capacity.downloadBps).toBeGreaterThanOrEqual(600_000);
+    expect(capacity.downloadBps).toBeLessThan(601_000);
+  });
+
+  it("reports the upload cap as the upload capacity, and the writes it holds back as queued", async () => {
+    const limiter = new UploadLimiter({ bytesPerSecond: 1 << 20, burstBytes: 64 * 1024 });
+    const reporter = new LoadReporter({ server, client, uploadLimiter: limiter, repairJobs: () => 0, cpu: () => 0 });
+    expect(reporter.capacity()).toEqual({ uploadBps: 1 << 20, downloadBps: 0 });
+    // The bucket starts full: the first write goes at once, the second waits ~60 ms for tokens.
+    const first = limiter.take(64 * 1024);
+    const second = limiter.take(64 * 1024);
+    expect(reporter.load().queueLength).toBe(2);
+    await first;
+    expect(reporter.load().queueLength).toBe(1);
+    await second;
+    expect(reporter.load().queueLength).toBe(0);
   });
 });
