@@ -5,7 +5,10 @@
  *
  *  1. copies the sealed chunk from the job's source: another peer's
  *     transfer server (each advertised address in turn), or R2 through the
- *     edge (`GET /v1/chunks/:cid`);
+ *     edge (`GET /v1/chunks/:cid`); when R2 lacks it too, from a holder in
+ *     another region (`fetchFromOtherRegions`) — a region's share of a
+ *     multi-region policy (region-spread.ts) has no other copy in its own
+ *     region to repair from, and need not be in R2;
  *  2. stores it with `ChunkStore.put`, which hashes the bytes against the
  *     CID before anything is written (a corrupt or lying source fails the
  *     job with `corrupt`, and nothing is kept), pinned, so the copy is never
@@ -36,6 +39,8 @@ export interface RepairWorkerOptions {
   fetchFromPeer(address: string, cid: string, signal: AbortSignal): Promise<Uint8Array>;
   /** The sealed chunk from R2 through the edge, null when R2 lacks it (EdgeClient.getChunkFromR2). */
   fetchFromR2(cid: string, signal: AbortSignal): Promise<Uint8Array | null>;
+  /** The sealed chunk from a holder in another region, null when none has it (tried when R2 lacks the chunk). */
+  fetchFromOtherRegions?(cid: string, signal: AbortSignal): Promise<Uint8Array | null>;
   /** Announces `cid` and resolves once the directory acknowledged it. */
   announce(cid: string): Promise<void>;
   /** Sends the job's outcome to the directory (dropped when disconnected: the announcement confirms anyway). */
@@ -122,7 +127,15 @@ export class RepairWorker {
       } catch (error) {
         throw signal.aborted ? signal.reason : new RepairFailure("source_unreachable", `R2 through the edge: ${messageOf(error)}`);
       }
-      if (!bytes) throw new RepairFailure("source_missing", `R2 does not hold ${job.cid}`);
+      if (!bytes && this.options.fetchFromOtherRegions) {
+        try {
+          bytes = await this.options.fetchFromOtherRegions(job.cid, signal);
+        } catch (error) {
+          if (signal.aborted) throw signal.reason;
+          throw new RepairFailure("source_missing", `R2 does not hold ${job.cid}, and other regions' holders failed: ${messageOf(error)}`);
+        }
+      }
+      if (!bytes) throw new RepairFailure("source_missing", this.options.fetchFromOtherRegions ? `neither R2 nor another region holds ${job.cid}` : `R2 does not hold ${job.cid}`);
       return bytes;
     }
     let last: RepairFailure | null = null;
