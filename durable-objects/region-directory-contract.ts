@@ -93,6 +93,8 @@ export interface RegionDirectoryRpc {
   /** Adds R2 bytes served to this region's egress counter. */
   addEgress(bytes: number): Promise<void>;
   summary(): Promise<RegionSummary>;
+  /** The estimates of the quality between this region and the others (the summary's `regionQuality`, without the rest). */
+  regionQuality(): Promise<RegionQuality[]>;
   /** Starts or cancels a storage peer's drain (issue 6 item 4); returns its progress. */
   drain(nodeId: string, draining: boolean): Promise<DrainProgress>;
   /** A peer's drain progress. */

@@ -56,6 +56,7 @@ import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapsho
 import { Trimmer } from "./region-directory/trimmer.js";
 import { Auditor, type AuditRecord } from "./region-directory/auditor.js";
 import { ColdTier } from "./region-directory/cold-tier.js";
+import type { RegionQuality } from "./region-directory/region-quality.js";
 
 /** Invalid frames in a row after which a peer's socket is closed with 1008 (policy violation). */
 export const MAX_INVALID_MESSAGES = 5;
@@ -353,6 +354,11 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
 
   async summary(): Promise<RegionSummary> {
     return this.summaryAt(this.clock());
+  }
+
+  // One small SQL read: the Worker asks on every cross-region provider lookup to order the other regions.
+  async regionQuality(): Promise<RegionQuality[]> {
+    return this.directory.regionQuality.list();
   }
 
   async drain(nodeId: string, draining: boolean): Promise<DrainProgress> {

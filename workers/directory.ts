@@ -17,9 +17,10 @@ import { ValidationError } from "../src/core/errors.js";
 import { batchProviderCount, MAX_PROVIDER_BATCH_CIDS, MAX_SIGNAL_PAYLOAD_CHARS, nodeIdSchema, pinMessage, placeMessage, signalMessage, type ProviderInfo } from "../src/core/messages.js";
 import { bodyDigestHex } from "../src/core/signed-request.js";
 import type { Role } from "../src/core/roles.js";
+import { rankRegions } from "../src/core/region-rank.js";
 import { parseWith } from "../src/core/validate.js";
 import { parseJsonBytes, readBodyBytes } from "./body.js";
-import { networkParams, regionConfig, regionStub, requireRegion, type AppContext, type AppEnv } from "./context.js";
+import { networkParams, regionConfig, regionStub, requireRegion, type AppContext, type AppEnv, type RegionStub } from "./context.js";
 import { ForbiddenError, fromRemote, HttpError } from "./errors.js";
 import { authenticatePeer, claimOnce } from "./peer-auth.js";
 
@@ -116,27 +117,48 @@ directory.get("/regions/:region/providers/:cid", async (c) => {
 });
 
 /**
- * Fills `providers` up to `count` from the other regions, in configuration
- * order after the local region's own answer. Regions are asked in parallel;
- * one that fails is skipped (logged), not the whole lookup.
+ * Asks every other region at once and returns their answers nearest region
+ * first, by the local directory's estimates of the quality between regions
+ * (src/core/region-rank.ts; regions never measured last, in configuration
+ * order). The estimates are read alongside the lookups, so ordering costs
+ * no extra round trip; without them (the read failed) the order is the
+ * configuration's. A region that fails is skipped (logged), not the lookup.
  */
+async function askOtherRegions<T>(c: AppContext, local: string, what: string, ask: (stub: RegionStub) => Promise<T>): Promise<T[]> {
+  const configured = Object.keys(regionConfig(c.env).regions);
+  const others = configured.filter((r) => r !== local);
+  const [estimates, answers] = await Promise.all([
+    regionStub(c.env, local)
+      .regionQuality()
+      .catch((err: unknown) => {
+        console.error(`peercloud edge: region quality of ${local} unavailable; asking other regions in configuration order`, err);
+        return [];
+      }),
+    Promise.allSettled(others.map((r) => ask(regionStub(c.env, r)))),
+  ]);
+  const answerOf = new Map(others.map((r, i) => [r, answers[i]]));
+  const ordered: T[] = [];
+  for (const region of rankRegions(local, configured, estimates)) {
+    const answer = answerOf.get(region)!;
+    if (answer.status === "fulfilled") ordered.push(answer.value);
+    else console.error(`peercloud edge: ${what} in region ${region} failed`, answer.reason);
+  }
+  return ordered;
+}
+
+/** Fills `providers` up to `count` from the other regions, nearest first, after the local region's own answer. */
 async function addOtherRegions(c: AppContext, local: string, cid: string, count: number, providers: ProviderInfo[]): Promise<void> {
-  const others = Object.keys(regionConfig(c.env).regions).filter((r) => r !== local);
-  const answers = await Promise.allSettled(others.map((r) => regionStub(c.env, r).findProviders(cid, count)));
+  const answers = await askOtherRegions(c, local, "providers lookup", (stub) => stub.findProviders(cid, count));
   const seen = new Set(providers.map((p) => p.nodeId));
-  answers.forEach((answer, i) => {
-    if (answer.status === "rejected") {
-      console.error(`peercloud edge: providers lookup in region ${others[i]} failed`, answer.reason);
-      return;
-    }
-    for (const p of answer.value) {
+  for (const answer of answers) {
+    for (const p of answer) {
       if (providers.length >= count) return;
       if (!seen.has(p.nodeId)) {
         seen.add(p.nodeId);
         providers.push(p);
       }
     }
-  });
+  }
 }
 
 /**
@@ -159,19 +181,14 @@ directory.post("/regions/:region/providers", async (c) => {
   return c.json({ region, scope, providers });
 });
 
-/** addOtherRegions for a batch: tops up each short CID to `perCid`, in configuration order; a failing region is skipped. */
+/** addOtherRegions for a batch: tops up each short CID to `perCid`, nearest region first; a failing region is skipped. */
 async function addOtherRegionsBatch(c: AppContext, local: string, cids: string[], count: number, perCid: number, providers: Record<string, ProviderInfo[]>): Promise<void> {
-  const others = Object.keys(regionConfig(c.env).regions).filter((r) => r !== local);
-  const answers = await Promise.allSettled(others.map((r) => regionStub(c.env, r).findProvidersBatch(cids, count)));
-  answers.forEach((answer, i) => {
-    if (answer.status === "rejected") {
-      console.error(`peercloud edge: batched providers lookup in region ${others[i]} failed`, answer.reason);
-      return;
-    }
+  const answers = await askOtherRegions(c, local, "batched providers lookup", (stub) => stub.findProvidersBatch(cids, count));
+  for (const answer of answers) {
     for (const cid of cids) {
       const list = providers[cid];
       const seen = new Set(list.map((p) => p.nodeId));
-      for (const p of answer.value[cid] ?? []) {
+      for (const p of answer[cid] ?? []) {
         if (list.length >= perCid) break;
         if (!seen.has(p.nodeId)) {
           seen.add(p.nodeId);
@@ -179,7 +196,7 @@ async function addOtherRegionsBatch(c: AppContext, local: string, cids: string[]
         }
       }
     }
-  });
+  }
 }
 
 directory.post("/regions/:region/pins", async (c) => {
