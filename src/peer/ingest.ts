@@ -44,6 +44,7 @@ import {
 } from "../core/manifest.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { planRegions, validatePolicy, type RegionShare } from "./region-spread.js";
+import { pinInRegion, type SharedNeeds } from "./pin-ledger.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { ingestFile, type FileIngestContext, type IngestedFile } from "./ingest-file.js";
 import { scanInput, type InputDirectory, type InputFile } from "./input-tree.js";
@@ -84,6 +85,8 @@ export interface PutDeps {
   targets?: ReplicaTargets;
   cold?: ColdStore;
   announcer?: Announcer;
+  /** What other content this home keeps pinned needs of these chunks (pin-ledger.ts), so shared chunks are never pinned lower; absent: nothing else. */
+  pinNeeds?: (cids: ReadonlySet<string>, rootCid: string) => Promise<SharedNeeds>;
 }
 
 export interface PutResult {
@@ -109,8 +112,6 @@ export interface PutResult {
   coldChunks: number;
   warnings: string[];
 }
-
-const PIN_BATCH = 1000;
 
 export async function putPath(path: string, options: PutOptions, deps: PutDeps): Promise<PutResult> {
   const policy = validatePolicy(options.replicas ?? DEFAULT_PARAMS.defaultReplicationFactor, options.minRegions);
@@ -255,9 +256,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
 
   if (plan.length > 0) {
     progress("pin", counters.bytesDone);
-    for (const share of plan) {
-      for (let i = 0; i < cids.length; i += PIN_BATCH) await share.targets.pin(cids.slice(i, i + PIN_BATCH), share.replicas, sealedSizes.slice(i, i + PIN_BATCH));
-    }
+    const needs = deps.pinNeeds ? await deps.pinNeeds(seen, root.ref.cid) : new Map();
+    for (const share of plan) await pinInRegion(share.targets, share.region, cids, sealedSizes, share.replicas, needs);
   }
   progress("done", counters.bytesDone);
 

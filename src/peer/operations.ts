@@ -25,6 +25,7 @@ import type { SwarmBoard } from "./swarm.js";
 import { fromBase64Url } from "../core/bytes.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { applyPolicy, type PolicyResult } from "./policy.js";
+import { neededElsewhere, pinInRegion, sharedNeeds, type SharedNeeds } from "./pin-ledger.js";
 import { validatePolicy } from "./region-spread.js";
 
 export type { PutResult } from "./ingest.js";
@@ -135,8 +136,6 @@ export interface LocalOperationsContext {
   daemon?: () => DaemonState;
 }
 
-const PIN_BATCH = 1000;
-
 export class LocalOperations implements PeerOperations {
   constructor(private readonly ctx: LocalOperationsContext) {}
 
@@ -146,7 +145,7 @@ export class LocalOperations implements PeerOperations {
     const result = await putPath(
       path,
       { replicas: request.replicas, minRegions: request.minRegions, cold: request.cold, private: request.private, signal: hooks.signal, onProgress: hooks.onProgress, onWarning: hooks.onWarning },
-      { store: this.ctx.store, convergenceSecret: fromBase64Url(config.convergenceSecret), ...this.ctx.network },
+      { store: this.ctx.store, convergenceSecret: fromBase64Url(config.convergenceSecret), ...this.ctx.network, pinNeeds: (cids, rootCid) => this.needsOf(rootCid, cids) },
     );
     await this.ctx.library.record({
       cid: result.cid,
@@ -222,12 +221,16 @@ export class LocalOperations implements PeerOperations {
     const link = parseLink(linkText);
     const store = this.ctx.store;
     const tree = await this.localTree(link, "unpin", hooks.signal);
-    for (const cid of tree.cids) await store.unpin(cid);
+    const targets = this.ctx.network.targets;
+    // Chunks other content of this home still keeps stay pinned, here and (at that content's shares) in the directories.
+    const needs = await this.needsOf(link.cid, new Set(tree.cids));
+    for (const cid of tree.cids) if (!neededElsewhere(needs, cid)) await store.unpin(cid);
     let directoryUnpinned = false;
-    if (this.ctx.network.targets) {
-      for (let i = 0; i < tree.cids.length; i += PIN_BATCH) {
-        await this.ctx.network.targets.pin(tree.cids.slice(i, i + PIN_BATCH), 0, tree.sealedSizes.slice(i, i + PIN_BATCH));
-      }
+    if (targets) {
+      await pinInRegion(targets, null, tree.cids, tree.sealedSizes, 0, needs);
+      // A multi-region policy pinned shares elsewhere too; withdrawing where there was none is a no-op.
+      const others = targets.otherRegions && targets.inRegion ? await targets.otherRegions(hooks.signal) : [];
+      for (const region of others) await pinInRegion(targets.inRegion!(region), region, tree.cids, tree.sealedSizes, 0, needs);
       directoryUnpinned = true;
     }
     await this.ctx.library.markUnpinned(link.cid);
@@ -242,9 +245,19 @@ export class LocalOperations implements PeerOperations {
     const targets = this.ctx.network.targets;
     if (!targets) throw new PeercloudError("directory_unavailable", "changing a replica policy needs the region directory, which this home cannot reach", 503);
     const tree = await this.localTree(link, "change the policy of it", hooks.signal);
-    const result = await applyPolicy(tree, policy, { store: this.ctx.store, targets }, hooks);
+    const needs = await this.needsOf(link.cid, new Set(tree.cids));
+    const result = await applyPolicy(tree, policy, { store: this.ctx.store, targets }, needs, hooks);
     await this.ctx.library.setPolicy(link.cid, policy.replicas, policy.minRegions);
     return { cid: link.cid, name: tree.name, cids: tree.cids.length, ...result };
+  }
+
+  /** What the other content this home keeps pinned needs of `cids` (pin-ledger.ts). */
+  private async needsOf(exceptCid: string, cids: ReadonlySet<string>, signal?: AbortSignal): Promise<SharedNeeds> {
+    const entries = await this.ctx.library.list();
+    if (!entries.some((e) => e.op === "put" && e.cid !== exceptCid && (e.replicas ?? 0) > 0)) return new Map();
+    const targets = this.ctx.network.targets;
+    const others = entries.some((e) => (e.minRegions ?? 1) > 1) && targets?.otherRegions ? await targets.otherRegions(signal) : [];
+    return sharedNeeds(entries, exceptCid, cids, this.ctx.store, others);
   }
 
   /** Every object of the content, from the manifests in this home's store (the publisher's home has them all). */

@@ -18,11 +18,10 @@ import { PeercloudError } from "../core/errors.js";
 import type { ChunkStore } from "./chunk-store.js";
 import type { TreeCids } from "./content-tree.js";
 import type { ProgressCallback } from "./progress.js";
+import { pinInRegion, type SharedNeeds } from "./pin-ledger.js";
 import { planRegions, type ReplicaPolicy } from "./region-spread.js";
 import { Replicator } from "./replicator.js";
 import type { ReplicaTarget, ReplicaTargets } from "./sources.js";
-
-const PIN_BATCH = 1000;
 
 export interface PolicyResult {
   replicas: number;
@@ -45,7 +44,8 @@ export interface PolicyHooks {
   onWarning?: (message: string) => void;
 }
 
-export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, policy: ReplicaPolicy, deps: PolicyDeps, hooks: PolicyHooks = {}): Promise<PolicyResult> {
+/** `needs`: what other content this home keeps pinned needs of these chunks (pin-ledger.ts); none is pinned lower than that. */
+export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, policy: ReplicaPolicy, deps: PolicyDeps, needs: SharedNeeds, hooks: PolicyHooks = {}): Promise<PolicyResult> {
   const { cids, sealedSizes } = tree;
   const plan = await planRegions(deps.targets, policy, hooks.signal);
   const chosen = new Set(plan.map((s) => s.region));
@@ -72,8 +72,8 @@ export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, 
   }
 
   hooks.onProgress?.({ op: "put", phase: "pin", bytesDone: totalBytes, bytesTotal: totalBytes, chunksDone: cids.length, chunksTotal: cids.length });
-  for (const share of plan) await pinAll(share.targets, cids, sealedSizes, share.replicas);
-  for (const region of withdraw) await pinAll(deps.targets.inRegion!(region), cids, sealedSizes, 0);
+  for (const share of plan) await pinInRegion(share.targets, share.region, cids, sealedSizes, share.replicas, needs);
+  for (const region of withdraw) await pinInRegion(deps.targets.inRegion!(region), region, cids, sealedSizes, 0, needs);
   hooks.onProgress?.({ op: "put", phase: "done", bytesDone: totalBytes, bytesTotal: totalBytes, chunksDone: cids.length, chunksTotal: cids.length });
   return { replicas: policy.replicas, minRegions: policy.minRegions, regions, withdrawnFrom: withdraw, sentBytes };
 }
@@ -117,8 +117,4 @@ async function seedRegion(
   const report = replicator.report();
   for (const id of report.failedTargets) hooks.onWarning?.(`replica peer ${id} failed; its region's directory repairs the copy later`);
   return { pushedTo: report.completeTargets.map((t) => t.id), sentBytes: report.sentBytes };
-}
-
-async function pinAll(targets: ReplicaTargets, cids: readonly string[], sizes: readonly number[], replicas: number): Promise<void> {
-  for (let i = 0; i < cids.length; i += PIN_BATCH) await targets.pin(cids.slice(i, i + PIN_BATCH), replicas, sizes.slice(i, i + PIN_BATCH));
 }
