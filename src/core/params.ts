@@ -52,6 +52,17 @@ export interface NetworkParams {
   /** Most chunks one trim pass looks at and trims (the trim "rate limit"). */
   trimChunksPerPass: number;
   /**
+   * Rebalance (durable-objects/region-directory/rebalancer.ts): how many
+   * percentage points a storage peer's fill (used / capacity, as reported)
+   * may stray from the region's mean before replicas move. A peer this far
+   * below the mean is a target (a new empty peer), one this far above it a
+   * source; inside the band nothing moves, so a balanced region does not
+   * churn. 100 turns rebalancing off.
+   */
+  rebalanceThresholdPercent: number;
+  /** Most moves (one replica copied onto an emptier peer, the fuller holder's copy trimmed) one pass plans. */
+  rebalanceChunksPerPass: number;
+  /**
    * Time between two audit passes of a region directory (durable-objects/
    * region-directory/auditor.ts); the first pass of an object comes one
    * interval after it first ran its alarm.
@@ -96,6 +107,8 @@ export const DEFAULT_PARAMS: NetworkParams = {
   repairRetryBackoffMs: 5 * 60_000,
   trimGraceMs: 10 * 60_000,
   trimChunksPerPass: 64,
+  rebalanceThresholdPercent: 10,
+  rebalanceChunksPerPass: 16,
   auditIntervalMs: 3600_000,
   auditChunksPerPass: 16,
   auditsPerPeerPerPass: 2,
@@ -120,6 +133,7 @@ export function resolveParams(overrides: Partial<Record<keyof NetworkParams, unk
   if (out.deadAfterMissedHeartbeats <= out.suspectAfterMissedHeartbeats) {
     throw new RangeError("deadAfterMissedHeartbeats must exceed suspectAfterMissedHeartbeats");
   }
+  if (out.rebalanceThresholdPercent > 100) throw new RangeError("rebalanceThresholdPercent must be at most 100 (percentage points of fill)");
   if (out.auditRangeBytes > 1024 * 1024) throw new RangeError("auditRangeBytes must be at most 1 MiB (MAX_AUDIT_RANGE_BYTES)");
   return out;
 }
