@@ -10,7 +10,11 @@ import { formatFigures, formatRegionStatus } from "../../src/cli/commands/status
 
 const MiB = 1024 * 1024;
 
-function summary(): RegionSummary {
+/** A summary without rebalance figures, as an edge that does not run the rebalancer sends it. */
+type SummaryWithoutRebalance = Omit<RegionSummary, "rebalance">;
+const sent = (s: SummaryWithoutRebalance & { rebalance?: object }) => ({ regionSummary: s as RegionSummary });
+
+function summary(): SummaryWithoutRebalance {
   return {
     region: "eu",
     peers: { alive: 3, suspect: 1, dead: 0, connected: 3 },
@@ -32,7 +36,7 @@ function summary(): RegionSummary {
 
 describe("formatRegionStatus", () => {
   it("prints the network, repair, audit and region-quality figures", () => {
-    expect(formatRegionStatus({ regionSummary: summary() })).toEqual([
+    expect(formatRegionStatus(sent(summary()))).toEqual([
       "network  3 alive / 1 suspect / 0 dead peer(s); 9 replica(s) of 3 pinned chunk(s), 1 under-replicated, 2 cold (in R2 only)",
       "repair   1 queued, 2 running, 0 failed (backing off); 5 done, 3.00 MiB repaired, 1 failed attempt(s)",
       "audits   4 pending; 10 passed, 2 failed, 1 inconclusive; 1 peer(s) of low reputation",
@@ -41,24 +45,24 @@ describe("formatRegionStatus", () => {
   });
 
   it("says when no region was measured yet, and counts the regions beyond the first six", () => {
-    const none = formatRegionStatus({ regionSummary: { ...summary(), regionQuality: [] } });
+    const none = formatRegionStatus(sent({ ...summary(), regionQuality: [] }));
     expect(none.at(-1)).toBe("regions  nothing measured from eu yet");
     const regions = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
-    const many = formatRegionStatus({ regionSummary: { ...summary(), regionQuality: regions.map((region) => ({ region, rttMs: 1, rateBytesPerSecond: 1, samples: 1, updatedMs: 0 })) } });
+    const many = formatRegionStatus(sent({ ...summary(), regionQuality: regions.map((region) => ({ region, rttMs: 1, rateBytesPerSecond: 1, samples: 1, updatedMs: 0 })) }));
     const line = many.at(-1)!;
     expect(line).toContain("a6 1 ms, 1 B/s (1 download); 2 more");
     expect(line).not.toContain("a7");
   });
 
   it("prints the rebalance figures only when the edge sends them", () => {
-    expect(formatRegionStatus({ regionSummary: summary() }).some((l) => l.startsWith("rebalance"))).toBe(false);
-    const withRebalance = { ...summary(), rebalance: { queuedMoves: 1, runningMoves: 0, completedMoves: 4, bytesMoved: 2 * MiB } };
-    expect(formatRegionStatus({ regionSummary: withRebalance })).toContain("rebalance 1 queued moves, 0 running moves, 4 completed moves, 2.00 MiB moved");
+    expect(formatRegionStatus(sent(summary())).some((l) => l.startsWith("rebalance"))).toBe(false);
+    const withRebalance = { ...summary(), rebalance: { queuedMoves: 1, runningMoves: 0, completedMoves: 4, movedBytes: 2 * MiB, failedAttempts: 1 } };
+    expect(formatRegionStatus(sent(withRebalance))).toContain("rebalance 1 queued moves, 0 running moves, 4 completed moves, 2.00 MiB moved, 1 failed attempts");
   });
 
   it("still prints a summary from an edge without audits, cold chunks or region quality", () => {
     const { audits: _audits, coldChunks: _cold, regionQuality: _quality, ...older } = summary();
-    expect(formatRegionStatus({ regionSummary: older as RegionSummary })).toEqual([
+    expect(formatRegionStatus(sent(older as SummaryWithoutRebalance))).toEqual([
       "network  3 alive / 1 suspect / 0 dead peer(s); 9 replica(s) of 3 pinned chunk(s), 1 under-replicated",
       "repair   1 queued, 2 running, 0 failed (backing off); 5 done, 3.00 MiB repaired, 1 failed attempt(s)",
     ]);
