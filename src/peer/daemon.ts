@@ -42,7 +42,7 @@ import { EdgeClient } from "./edge-client.js";
 import type { PeerConfig, PeerHome } from "./home.js";
 import { Library } from "./library.js";
 import { LoadReporter } from "./load-report.js";
-import { httpDirectory, networkDeps, socketDirectory } from "./network-adapters.js";
+import { httpDirectory, networkDeps, otherRegionsFetcher, socketDirectory } from "./network-adapters.js";
 import { LocalOperations, type DaemonState } from "./operations.js";
 import { answerAudit } from "./audit-responder.js";
 import { RepairWorker } from "./repair-worker.js";
@@ -220,6 +220,7 @@ export class PeerDaemon {
         store,
         fetchFromPeer: (address, cid, signal) => transfer.getChunk(address, cid, { signal }),
         fetchFromR2: (cid, signal) => edge.getChunkFromR2(cid, { signal }),
+        fetchFromOtherRegions: otherRegionsFetcher(edge, transfer, this.config.region, this.config.nodeId),
         announce: (cid) => {
           conn.announce([cid]);
           return conn.whenAnnounced();

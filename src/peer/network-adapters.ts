@@ -316,6 +316,30 @@ export class ProviderLookupBatcher {
   }
 }
 
+/**
+ * Repair's last resort (repair-worker.ts): the sealed chunk from a live
+ * holder in another region, tried in the edge's order (nearest first);
+ * null when no other region lists one. Unverified, like every source.
+ */
+export function otherRegionsFetcher(edge: EdgeClient, transfer: TransferClient, homeRegion: string, selfNodeId: string): (cid: string, signal: AbortSignal) => Promise<Uint8Array | null> {
+  return async (cid, signal) => {
+    const holders = (await edge.findProviders(homeRegion, cid, { signal, scope: "all" })).filter((p) => p.region !== homeRegion && p.state === "alive" && p.nodeId !== selfNodeId);
+    let last: unknown = null;
+    for (const holder of holders) {
+      const address = transferAddress(holder);
+      if (!address) continue;
+      try {
+        return await transfer.getChunk(address, cid, { signal });
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        last = error;
+      }
+    }
+    if (last !== null) throw last;
+    return null;
+  };
+}
+
 /** The first address the TransferClient speaks (http/https). */
 export function transferAddress(info: Pick<PeerInfo, "addresses">): string | null {
   return info.addresses.find((a) => a.startsWith("http://") || a.startsWith("https://")) ?? null;

@@ -500,6 +500,8 @@ export interface AddPeerOptions {
   startOptions?: PeerStartOptions;
   /** Default: a unique one per peer. */
   hostId?: string;
+  /** Region to join (`init --region`). Default: the edge's choice (locally its default region). */
+  region?: string;
 }
 
 export class TestNetwork {
@@ -563,8 +565,24 @@ export class TestNetwork {
     const start = options.start ?? true;
     const roles = options.roles ?? (start ? ["service", "client", "publisher"] : ["client", "publisher"]);
     const hostId = options.hostId ?? `e2e-host-${index}`;
-    const init = await spawnPeercloud(["--home", home, "--json", "init", "--edge", this.edge.url, "--join-token", this.joinToken, "--host-id", hostId, "--port", "0", "--roles", roles.join(",")])
-      .exited;
+    const region = options.region ? ["--region", options.region] : [];
+    const init = await spawnPeercloud([
+      "--home",
+      home,
+      "--json",
+      "init",
+      "--edge",
+      this.edge.url,
+      "--join-token",
+      this.joinToken,
+      "--host-id",
+      hostId,
+      "--port",
+      "0",
+      "--roles",
+      roles.join(","),
+      ...region,
+    ]).exited;
     const joined = parseJsonResult<{ nodeId: string }>(init, `init ${name}`);
     const peer = new TestPeer(name, home, hostId, joined.nodeId, roles);
     this.homes.push(peer);
