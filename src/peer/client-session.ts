@@ -1,5 +1,5 @@
 /**
- * The one-shot session: `put`/`get`/`status`/`ls`/`unpin` run in this
+ * The one-shot session: `put`/`get`/`status`/`ls`/`pin`/`unpin` run in this
  * process when no daemon runs in the home (the CLI without `peer start`, or
  * an app through the library API).
  *

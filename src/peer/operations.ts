@@ -1,5 +1,5 @@
 /**
- * The five things a user asks of a peer home — put, get, status, ls, unpin —
+ * The six things a user asks of a peer home — put, get, status, ls, pin, unpin —
  * as one interface with two implementations: `LocalOperations` (here) runs
  * them in this process over a chunk store and the network adapters it is
  * given (the daemon's long-lived ones, or a one-shot client session's), and
