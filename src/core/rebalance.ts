@@ -11,10 +11,12 @@
  * used bytes over its capacity (so a big peer counts for more than a small
  * one). A move pairs a peer below the mean with one above it, and only
  * while one of the two is outside the band: the target more than
- * `thresholdPercent` points below the mean, or the source that far above.
- * A move never takes the target above the mean nor the source below it, so
- * moves never overshoot and the region settles with every peer inside the
- * band: balanced regions do not churn. Emptiest targets and fullest sources
+ * `thresholdPercent` points below the mean, or the source that far above;
+ * inside the band nothing moves, so balanced regions do not churn. A move
+ * never leaves the target fuller than the source (the pair never swaps
+ * places), so every move lowers the sum of the peers' squared deviations
+ * from the mean (weighted by capacity): no chunk can move back and forth,
+ * and the region settles. Emptiest targets and fullest sources
  * are paired first, each peer within its free repair slots, each chunk
  * moved at most once per plan, and never onto a peer that holds the chunk
  * or shares a host with one that does (replicas never share a failure domain).
@@ -50,6 +52,13 @@ export interface PlannedMove {
   sizeBytes: number;
 }
 
+/**
+ * Peers of each side (targets, sources) one plan looks at, per move it may
+ * plan: the emptiest and the fullest with a free slot. Bounds a pass's work
+ * in a region of many peers; the others get their turn as those settle.
+ */
+export const PEERS_PER_SIDE_PER_MOVE = 4;
+
 export interface RebalanceOptions {
   /** Percentage points of fill a peer may be off the mean before it must move data (0–100). */
   thresholdPercent: number;
@@ -77,16 +86,23 @@ export function planMoves(peers: readonly BalancePeer[], chunksOf: (source: stri
   const slots = new Map(usable.map((p) => [p.nodeId, p.slots]));
   const fill = (p: BalancePeer) => used.get(p.nodeId)! / p.capacityBytes;
   const byNode = (a: BalancePeer, b: BalancePeer) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
-  const targets = usable.filter((p) => fill(p) < mean).sort((a, b) => fill(a) - fill(b) || byNode(a, b));
-  const sources = usable.filter((p) => fill(p) > mean).sort((a, b) => fill(b) - fill(a) || byNode(a, b));
+  const perSide = PEERS_PER_SIDE_PER_MOVE * options.maxMoves;
+  const targets = usable
+    .filter((p) => p.slots > 0 && fill(p) < mean)
+    .sort((a, b) => fill(a) - fill(b) || byNode(a, b))
+    .slice(0, perSide);
+  const sources = usable
+    .filter((p) => p.slots > 0 && fill(p) > mean)
+    .sort((a, b) => fill(b) - fill(a) || byNode(a, b))
+    .slice(0, perSide);
 
   const moves: PlannedMove[] = [];
   const moved = new Set<string>();
   for (const to of targets) {
     for (const from of sources) {
       while (moves.length < options.maxMoves && slots.get(to.nodeId)! > 0 && slots.get(from.nodeId)! > 0) {
-        // Only while one of the pair is outside the band: inside it, moving would be churn.
-        if (!(fill(to) < mean - band || fill(from) > mean + band)) break;
+        // Still below and above the mean, and one of the pair outside the band: inside it, moving would be churn.
+        if (fill(to) >= mean || fill(from) <= mean || !(fill(to) < mean - band || fill(from) > mean + band)) break;
         const usedTo = used.get(to.nodeId)!;
         const usedFrom = used.get(from.nodeId)!;
         const chunk = chunksOf(from.nodeId).find(
@@ -94,9 +110,8 @@ export function planMoves(peers: readonly BalancePeer[], chunksOf: (source: stri
             !moved.has(c.cid) &&
             !c.holders.includes(to.nodeId) &&
             !c.holderHosts.includes(to.hostId) &&
-            // Never past the mean on either side: no overshoot, so no move back later.
-            (usedTo + c.sizeBytes) / to.capacityBytes <= mean &&
-            (usedFrom - c.sizeBytes) / from.capacityBytes >= mean,
+            // The pair never swaps places: the move goes downhill, so nothing moves back later.
+            (usedTo + c.sizeBytes) / to.capacityBytes <= (usedFrom - c.sizeBytes) / from.capacityBytes,
         );
         if (!chunk) break;
         moves.push({ cid: chunk.cid, from: from.nodeId, to: to.nodeId, sizeBytes: chunk.sizeBytes });
