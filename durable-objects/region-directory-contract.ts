@@ -29,6 +29,8 @@ export interface RegionSummary {
   coldChunks: number;
   /** Replica repair (durable-objects/region-directory/repair-scheduler.ts): jobs by state now, and totals since the region began. */
   repair: RepairSummary;
+  /** Rebalance (durable-objects/region-directory/rebalancer.ts): moves of replicas onto emptier peers, now and since the region began. */
+  rebalance: RebalanceSummary;
   /** Storage audits (durable-objects/region-directory/auditor.ts): outstanding now, and verdicts since the region began. */
   audits: AuditSummary;
   /** Estimates of the quality between this region and each region its peers downloaded from (region-quality.ts), best rate first. */
@@ -50,6 +52,19 @@ export interface RepairSummary {
   failedAttempts: number;
   /** Bytes of the confirmed replicas (the chunks' pinned sizes). */
   bytesRepaired: number;
+}
+
+export interface RebalanceSummary {
+  /** Moves planned and waiting for a free slot (a retry after a source failed). */
+  queuedMoves: number;
+  /** Moves dispatched to their target, not yet confirmed. */
+  runningMoves: number;
+  /** Copies confirmed on the emptier peer (each fuller source's copy is then trimmed). */
+  completedMoves: number;
+  /** Bytes of the confirmed copies. */
+  movedBytes: number;
+  /** Attempts that failed or timed out. */
+  failedAttempts: number;
 }
 
 export interface AuditSummary {

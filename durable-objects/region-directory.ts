@@ -54,6 +54,7 @@ import { migrate, readMeta, writeMeta } from "./region-directory/schema.js";
 import { forwardSignal } from "./region-directory/signal-forwarder.js";
 import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
 import { Trimmer } from "./region-directory/trimmer.js";
+import { Rebalancer } from "./region-directory/rebalancer.js";
 import { Auditor, type AuditRecord } from "./region-directory/auditor.js";
 import { ColdTier } from "./region-directory/cold-tier.js";
 import type { RegionQuality } from "./region-directory/region-quality.js";
@@ -76,6 +77,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   private directory!: Directory;
   private repair!: RepairScheduler;
   private trimmer!: Trimmer;
+  private rebalancer!: Rebalancer;
   private auditor!: Auditor;
   private coldTier!: ColdTier;
   private region: string | null = null;
@@ -103,6 +105,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       });
       this.repair = new RepairScheduler({ directory: this.directory, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.trimmer = new Trimmer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
+      this.rebalancer = new Rebalancer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.auditor = new Auditor({
         directory: this.directory,
         sql: ctx.storage.sql,
@@ -232,6 +235,10 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     const coldDueMs = (await this.coldTier.run(now)).nextDueMs;
     // After repair: a chunk with a job is never trimmed, and what repair just confirmed may be surplus now.
     const trimDueMs = this.trimmer.run(now).nextDueMs;
+    // After repair (moves only take the repair slots it left free) and trim (a move's source copy, trimmed, is
+    // settled here). Its due time is the deadline of the moves it started; a move's end wakes the alarm like a
+    // repair job's, and an imbalance with no free slot now is looked at again with the next sweep.
+    const rebalanceDueMs = this.rebalancer.run(now).nextDueMs;
     // After trim: a failed audit removes a replica, which the next repair pass (armed below, or woken by the
     // result's handler) plans for; rounds are judged here when overdue, or at once on their last answer.
     const auditDueMs = this.auditor.run(now).nextDueMs;
@@ -250,7 +257,15 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     // Re-arm to the earliest expiry (liveness, snapshot, a repair job's deadline or backoff), never in a tight
     // loop. Changes after this (register, announce, pin, egress, a repair result) arm the alarm themselves; with
     // no live peer left and nothing pending, the object sleeps. Idempotent: a pass that finds nothing due changes nothing.
-    const nextMs = Math.min(nextChangeMs ?? Infinity, snapshotPendingMs ?? Infinity, repairDueMs ?? Infinity, trimDueMs ?? Infinity, auditDueMs ?? Infinity, coldDueMs ?? Infinity);
+    const nextMs = Math.min(
+      nextChangeMs ?? Infinity,
+      snapshotPendingMs ?? Infinity,
+      repairDueMs ?? Infinity,
+      trimDueMs ?? Infinity,
+      rebalanceDueMs ?? Infinity,
+      auditDueMs ?? Infinity,
+      coldDueMs ?? Infinity,
+    );
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
 

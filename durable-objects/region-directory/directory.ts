@@ -22,6 +22,7 @@ import { choosePlacement, placeBatch, rankProviders, type PlacementJob } from ".
 import { storesChunks } from "../../src/core/roles.js";
 import type { RegisterPeerInput } from "../region-directory-contract.js";
 import { PeerStore, type PeerRecord, type StatusUpdate } from "./peer-store.js";
+import { RebalanceLedger } from "./rebalance-ledger.js";
 import { RepairJobs } from "./repair-jobs.js";
 import { RegionQualityStore } from "./region-quality.js";
 import { ReplicaStore } from "./replica-store.js";
@@ -49,6 +50,7 @@ export class Directory {
   readonly peerStore: PeerStore;
   readonly replicaStore: ReplicaStore;
   readonly repairJobs: RepairJobs;
+  readonly rebalanceLedger: RebalanceLedger;
   readonly regionQuality: RegionQualityStore;
   private readonly live = new Map<string, PeerRecord>();
   private readonly tree: KBucketTree<PeerRecord>;
@@ -56,7 +58,8 @@ export class Directory {
   constructor(private readonly opts: DirectoryOptions) {
     this.peerStore = new PeerStore(opts.sql);
     this.replicaStore = new ReplicaStore(opts.sql);
-    this.repairJobs = new RepairJobs(opts.sql);
+    this.rebalanceLedger = new RebalanceLedger(opts.sql);
+    this.repairJobs = new RepairJobs(opts.sql, this.rebalanceLedger);
     this.regionQuality = new RegionQualityStore(opts.sql);
     this.tree = new KBucketTree<PeerRecord>({ k: opts.params.k, splitPolicy: "always" });
     for (const record of this.peerStore.loadNotDead()) this.remember(record);
@@ -94,6 +97,7 @@ export class Directory {
       auditsPassed: previous?.auditsPassed ?? 0,
       auditsFailed: previous?.auditsFailed ?? 0,
       reputation: previous?.reputation ?? 1,
+      statusAtMs: previous?.statusAtMs,
     };
     this.peerStore.upsertRegistration(rec);
     if (previous?.state === "dead" && !rec.draining) this.replicaStore.shiftHolder(input.nodeId, +1, now);
@@ -166,6 +170,7 @@ export class Directory {
     this.peerStore.setStatus(rec.nodeId, status, now);
     rec.load = status.load;
     rec.freeBytes = status.freeBytes;
+    rec.statusAtMs = now;
     if (status.capacity) rec.capacity = status.capacity;
     if (status.addresses) rec.addresses = status.addresses;
     rec.lastSeenMs = Math.max(rec.lastSeenMs, now);
@@ -175,15 +180,17 @@ export class Directory {
    * Inventory change of a live storage peer; removals are applied before
    * additions. A batch of a full-inventory sync stamps its rows with the
    * sync's epoch, and its last batch (`done`) then drops the peer's rows
-   * that the sync did not list (`swept`). Running repair jobs that asked
-   * this peer for an added chunk are confirmed (`repaired`).
+   * that the sync did not list (`swept`). Running repair jobs (and
+   * rebalance moves) that asked this peer for an added chunk are confirmed
+   * (`repaired`); a removal of a rebalance move's source copy is noted.
    */
   announce(nodeId: string, added: readonly string[], removed: readonly string[], sync?: AnnounceSync): { added: number; removed: number; swept: number; repaired: number } {
     const now = this.opts.now();
     const r = this.replicaStore.remove(nodeId, removed, now);
     const a = this.replicaStore.add(nodeId, added, now, sync?.epoch);
     const swept = sync?.done ? this.replicaStore.sweepUnsynced(nodeId, sync.epoch, now) : 0;
-    const repaired = this.repairJobs.confirm(nodeId, added).length;
+    const repaired = this.repairJobs.confirm(nodeId, added, now).length;
+    this.rebalanceLedger.markRemoved(nodeId, removed, now);
     return { added: a, removed: r, swept, repaired };
   }
 
@@ -281,6 +288,11 @@ export class Directory {
       repairsRunning,
       done: rec.draining === true && row.remaining === 0,
     };
+  }
+
+  /** Records of every peer that is not dead (the in-memory view; callers must not change them). */
+  liveRecords(): PeerRecord[] {
+    return [...this.live.values()];
   }
 
   /** Live records of the holders of `cid` (dead ones left out). */

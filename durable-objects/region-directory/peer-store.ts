@@ -32,6 +32,13 @@ export interface PeerRecord {
   auditsFailed?: number;
   /** reputationScore(auditsPassed, auditsFailed) (src/core/audit.ts): 1 for a peer never audited; low ones should be placed last. */
   reputation?: number;
+  /**
+   * When the directory last applied a status report of this peer. In memory
+   * only: after a restart it is unknown until the next report, and the
+   * rebalancer leaves such a peer alone until then (it cannot tell which
+   * moves its last free-space figure shows).
+   */
+  statusAtMs?: number;
 }
 
 type PeerRow = {
@@ -94,7 +101,7 @@ export class PeerStore {
   }
 
   /** Inserts or refreshes a registration; the peer is alive. Keeps the first registration time and the last status report. */
-  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state" | "draining" | "auditsPassed" | "auditsFailed" | "reputation">): void {
+  upsertRegistration(p: Omit<PeerRecord, "load" | "freeBytes" | "state" | "draining" | "auditsPassed" | "auditsFailed" | "reputation" | "statusAtMs">): void {
     this.sql.exec(
       `INSERT INTO peers (node_id, public_key, host_id, addresses, roles, capacity, load, free_bytes, state, last_seen_ms, registered_ms, cert_expires_ms)
        VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'alive', ?, ?, ?)

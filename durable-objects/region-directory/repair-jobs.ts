@@ -17,12 +17,24 @@
  *                       `repairRetryBackoffMs`, then starts over as queued
  *   queued/failed → (deleted) the chunk is no longer under-replicated
  *
+ * A rebalance *move* (rebalancer.ts) is a job of the same table with
+ * `moveFrom` / `moveTo` set: a copy of a chunk that is at its target, onto
+ * the emptier peer `moveTo`, whose fuller holder `moveFrom` is trimmed
+ * afterwards. Moves share the runs, deadlines, failures, per-peer limit and
+ * confirmation of repair jobs; the rebalancer plans and dispatches them,
+ * counts them apart, and drops those that cannot go on instead of backing
+ * off. A confirmed move is handed to the ledger (rebalance-ledger.ts).
+ *
  * Plain SQL over the injected `Sql`; the decisions (which chunk, which
- * source, which target) are the scheduler's (repair-scheduler.ts).
+ * source, which target) are the scheduler's (repair-scheduler.ts) and the
+ * rebalancer's.
  */
+import type { RebalanceLedger } from "./rebalance-ledger.js";
 import type { Sql } from "./sql.js";
 
 export type RepairJobState = "queued" | "running" | "failed";
+/** A repair job proper, or a rebalance move. */
+export type JobKind = "repair" | "move";
 
 /** The cold store as a job's source (a node ID otherwise). */
 export const R2_SOURCE = "r2";
@@ -30,6 +42,9 @@ export const R2_SOURCE = "r2";
 export const REPAIR_COMPLETED = "repair_completed";
 export const REPAIR_BYTES = "repair_bytes";
 export const REPAIR_FAILED_ATTEMPTS = "repair_failed_attempts";
+export const REBALANCE_MOVES = "rebalance_moves";
+export const REBALANCE_BYTES = "rebalance_bytes";
+export const REBALANCE_FAILED_ATTEMPTS = "rebalance_failed_attempts";
 const JOB_SEQUENCE = "repair_job_seq";
 
 export interface RepairJob {
@@ -50,6 +65,10 @@ export interface RepairJob {
   deadlineMs: number | null;
   createdMs: number;
   lastError: string | null;
+  /** A rebalance move: the holder whose copy is trimmed once the copy is confirmed; null for a repair job. */
+  moveFrom: string | null;
+  /** A rebalance move: the peer that must receive the copy (its only target); null for a repair job. */
+  moveTo: string | null;
 }
 
 type JobRow = {
@@ -67,6 +86,8 @@ type JobRow = {
   deadline_ms: number | null;
   created_ms: number;
   last_error: string | null;
+  move_from: string | null;
+  move_to: string | null;
 };
 
 function fromRow(r: JobRow): RepairJob {
@@ -85,8 +106,13 @@ function fromRow(r: JobRow): RepairJob {
     deadlineMs: r.deadline_ms,
     createdMs: r.created_ms,
     lastError: r.last_error,
+    moveFrom: r.move_from,
+    moveTo: r.move_to,
   };
 }
+
+const KIND_FILTER: Record<JobKind, string> = { repair: "move_to IS NULL", move: "move_to IS NOT NULL" };
+const kindFilter = (kind: JobKind | undefined) => (kind ? KIND_FILTER[kind] : "true");
 
 export interface RepairCounts {
   queued: number;
@@ -103,16 +129,22 @@ export interface RepairCandidate {
 }
 
 export class RepairJobs {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly ledger: RebalanceLedger,
+  ) {}
 
   get(jobId: string): RepairJob | null {
     const row = this.sql.exec<JobRow>(`SELECT * FROM repair_jobs WHERE job_id = ?`, jobId).toArray()[0];
     return row ? fromRow(row) : null;
   }
 
-  /** Jobs in a state, most endangered chunk first (most missing, then oldest). */
-  list(state: RepairJobState, limit: number): RepairJob[] {
-    return this.sql.exec<JobRow>(`SELECT * FROM repair_jobs WHERE state = ? ORDER BY missing DESC, created_ms, job_id LIMIT ?`, state, limit).toArray().map(fromRow);
+  /** Jobs in a state (of one kind, or both), most endangered chunk first (most missing, then oldest); moves miss nothing, so they come last. */
+  list(state: RepairJobState, limit: number, kind?: JobKind): RepairJob[] {
+    return this.sql
+      .exec<JobRow>(`SELECT * FROM repair_jobs WHERE state = ? AND ${kindFilter(kind)} ORDER BY missing DESC, created_ms, job_id LIMIT ?`, state, limit)
+      .toArray()
+      .map(fromRow);
   }
 
   /** Every job of a chunk (a chunk short of n replicas may have up to n). */
@@ -120,15 +152,15 @@ export class RepairJobs {
     return this.sql.exec<JobRow>(`SELECT * FROM repair_jobs WHERE cid = ?`, cid).toArray().map(fromRow);
   }
 
-  counts(): RepairCounts {
+  counts(kind?: JobKind): RepairCounts {
     const out: RepairCounts = { queued: 0, running: 0, failed: 0 };
-    for (const r of this.sql.exec<{ state: string; n: number }>(`SELECT state, count(*) AS n FROM repair_jobs GROUP BY state`).toArray()) {
+    for (const r of this.sql.exec<{ state: string; n: number }>(`SELECT state, count(*) AS n FROM repair_jobs WHERE ${kindFilter(kind)} GROUP BY state`).toArray()) {
       out[r.state as RepairJobState] = r.n;
     }
     return out;
   }
 
-  /** Running jobs per peer, as target and as source (the per-peer limit counts both). */
+  /** Running jobs (and moves) per peer, as target and as source (the per-peer limit counts both). */
   runningPerPeer(): Map<string, number> {
     const out = new Map<string, number>();
     const rows = this.sql.exec<{ peer: string; n: number }>(
@@ -178,17 +210,38 @@ export class RepairJobs {
     return jobId;
   }
 
-  /** Drops jobs not yet running whose chunk left the queue (repaired otherwise, unpinned, a holder came back). */
-  dropUnneeded(): number {
-    return this.sql.exec<{ job_id: string }>(`DELETE FROM repair_jobs WHERE state != 'running' AND cid NOT IN (SELECT cid FROM under_replicated) RETURNING job_id`).toArray().length;
+  /** Plans a queued rebalance move of `cid` from `from` to `to`; returns its id. */
+  planMove(cid: string, sizeBytes: number, from: string, to: string, nowMs: number): string {
+    const jobId = this.plan(cid, 0, sizeBytes, nowMs);
+    this.sql.exec(`UPDATE repair_jobs SET move_from = ?, move_to = ? WHERE job_id = ?`, from, to, jobId);
+    return jobId;
   }
 
-  /** Failed jobs whose backoff is over start a new round: queued, no attempts, nothing avoided. */
+  /**
+   * Drops jobs not yet running whose chunk left the queue (repaired otherwise, unpinned, a holder came back),
+   * and moves not yet running whose chunk entered it: repair plans its own jobs for those, most endangered first.
+   */
+  dropUnneeded(): number {
+    return this.sql
+      .exec<{ job_id: string }>(
+        `DELETE FROM repair_jobs WHERE state != 'running'
+           AND ((move_to IS NULL AND cid NOT IN (SELECT cid FROM under_replicated)) OR (move_to IS NOT NULL AND cid IN (SELECT cid FROM under_replicated)))
+         RETURNING job_id`,
+      )
+      .toArray().length;
+  }
+
+  /** Deletes a job that is not running (a move the rebalancer gave up). */
+  drop(jobId: string): void {
+    this.sql.exec(`DELETE FROM repair_jobs WHERE job_id = ? AND state != 'running'`, jobId);
+  }
+
+  /** Failed repair jobs whose backoff is over start a new round: queued, no attempts, nothing avoided. (Failed moves are dropped instead.) */
   reviveFailed(nowMs: number): number {
     return this.sql
       .exec<{ job_id: string }>(
         `UPDATE repair_jobs SET state = 'queued', attempts = 0, avoid_targets = '[]', avoid_sources = '[]', not_before_ms = ?
-         WHERE state = 'failed' AND not_before_ms <= ? RETURNING job_id`,
+         WHERE state = 'failed' AND move_to IS NULL AND not_before_ms <= ? RETURNING job_id`,
         nowMs,
         nowMs,
       )
@@ -225,7 +278,7 @@ export class RepairJobs {
       error.slice(0, 200),
       job.jobId,
     );
-    this.addCounter(REPAIR_FAILED_ATTEMPTS, 1);
+    this.addCounter(job.moveTo === null ? REPAIR_FAILED_ATTEMPTS : REBALANCE_FAILED_ATTEMPTS, 1);
     return state;
   }
 
@@ -239,20 +292,23 @@ export class RepairJobs {
    * Confirms running jobs whose target now holds their chunk (its
    * announcement arrived); returns the confirmed jobs. Bytes repaired count
    * the chunk's pinned size, else `fallbackSizeBytes` (the target's report).
+   * A confirmed move counts as moved, and its source's copy becomes the one
+   * to trim (the ledger).
    */
-  confirm(target: string, cids: readonly string[], fallbackSizeBytes?: number): RepairJob[] {
+  confirm(target: string, cids: readonly string[], nowMs: number, fallbackSizeBytes?: number): RepairJob[] {
     if (cids.length === 0) return [];
     const done = this.sql
       .exec<JobRow>(`DELETE FROM repair_jobs WHERE target = ? AND state = 'running' AND cid IN (SELECT value FROM json_each(?)) RETURNING *`, target, JSON.stringify(cids))
       .toArray()
       .map(fromRow);
-    if (done.length > 0) {
-      this.addCounter(REPAIR_COMPLETED, done.length);
-      this.addCounter(
-        REPAIR_BYTES,
-        done.reduce((sum, j) => sum + (j.sizeBytes ?? fallbackSizeBytes ?? 0), 0),
-      );
-    }
+    const bytes = (jobs: RepairJob[]) => jobs.reduce((sum, j) => sum + (j.sizeBytes ?? fallbackSizeBytes ?? 0), 0);
+    const repairs = done.filter((j) => j.moveTo === null);
+    const moves = done.filter((j) => j.moveTo !== null);
+    this.addCounter(REPAIR_COMPLETED, repairs.length);
+    this.addCounter(REPAIR_BYTES, bytes(repairs));
+    this.addCounter(REBALANCE_MOVES, moves.length);
+    this.addCounter(REBALANCE_BYTES, bytes(moves));
+    for (const m of moves) this.ledger.record({ cid: m.cid, from: m.moveFrom!, to: target, sizeBytes: m.sizeBytes ?? fallbackSizeBytes ?? 0 }, nowMs);
     return done;
   }
 
@@ -272,6 +328,7 @@ export class RepairJobs {
   }
 
   private addCounter(name: string, delta: number): void {
+    if (delta === 0) return;
     this.sql.exec(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, name, delta);
   }
 }

@@ -21,6 +21,12 @@
  *     `repairJobsPerPeer` repair transfers. The job is sent on the target's
  *     WebSocket as `repair`.
  *
+ * Rebalance moves (rebalancer.ts) are rows of the same table: this pass
+ * times them out and fails them like repair jobs (step 1) and drops those
+ * whose chunk became under-replicated (step 2), but neither plans nor
+ * dispatches them — the rebalancer does, after this pass, in the repair
+ * slots this pass left free, so repair always goes first.
+ *
  * Confirmation is by announcement (Directory.announce → RepairJobs.confirm),
  * with the target's `repair_result` as the other way in: a job is done when
  * the replica is recorded, whichever message says so first. Failures come
@@ -83,7 +89,7 @@ export class RepairScheduler {
     const { params } = this.opts;
     if (result.ok) {
       // The peer says done only after its announcement was acknowledged, so the replica row is there.
-      if (this.opts.directory.replicaStore.holders(job.cid).includes(sender.nodeId)) return this.jobs.confirm(sender.nodeId, [job.cid], result.sizeBytes).length > 0;
+      if (this.opts.directory.replicaStore.holders(job.cid).includes(sender.nodeId)) return this.jobs.confirm(sender.nodeId, [job.cid], nowMs, result.sizeBytes).length > 0;
       this.jobs.fail(job, { target: true, source: false }, "not_announced", params.repairMaxAttempts, params.repairRetryBackoffMs, nowMs);
       return true;
     }
@@ -110,7 +116,8 @@ export class RepairScheduler {
 
   private plan(nowMs: number): void {
     const { directory, params } = this.opts;
-    const counts = this.jobs.counts();
+    // Repair jobs only: moves hold peers' slots while they run, but never shrink what repair may plan.
+    const counts = this.jobs.counts("repair");
     const room = Math.min(REPAIR_BATCH, directory.liveStoragePeers() * params.repairJobsPerPeer - counts.queued - counts.running);
     if (room <= 0) return;
     let planned = 0;
@@ -135,7 +142,8 @@ export class RepairScheduler {
     const free = (nodeId: string) => (running.get(nodeId) ?? 0) < params.repairJobsPerPeer;
     let waiting = false;
     const ready: { job: RepairJob; source: RepairSource }[] = [];
-    for (const job of this.jobs.list("queued", REPAIR_BATCH)) {
+    // Moves are the rebalancer's to dispatch (their target is fixed); it runs after this pass, in the slots left.
+    for (const job of this.jobs.list("queued", REPAIR_BATCH, "repair")) {
       if (job.notBeforeMs > nowMs) continue;
       const source = this.chooseSource(job, free);
       if (source === "none") {

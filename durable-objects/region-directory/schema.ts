@@ -132,6 +132,24 @@ const MIGRATIONS: readonly string[][] = [
        updated_ms INTEGER NOT NULL
      ) WITHOUT ROWID`,
   ],
+  // 8: rebalance (rebalancer.ts). A move is a repair job with `move_from` (the fuller holder, whose copy is
+  // trimmed afterwards) and `move_to` (the emptier peer that must receive the copy) set; a repair job has
+  // both NULL. `rebalance_moves` keeps each confirmed move until its source's copy is trimmed and both
+  // peers' status reports show it: the trimmer takes that copy first, and planning counts the bytes the
+  // reports do not show yet.
+  [
+    `ALTER TABLE repair_jobs ADD COLUMN move_from TEXT`,
+    `ALTER TABLE repair_jobs ADD COLUMN move_to TEXT`,
+    `CREATE TABLE IF NOT EXISTS rebalance_moves (
+       cid TEXT NOT NULL,
+       from_node TEXT NOT NULL,
+       to_node TEXT NOT NULL,
+       size_bytes INTEGER NOT NULL,
+       confirmed_ms INTEGER NOT NULL,
+       trimmed_ms INTEGER,
+       PRIMARY KEY (cid, from_node)
+     ) WITHOUT ROWID`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,7 +7,7 @@
  */
 import type { AuditSummary, RegionSummary } from "../region-directory-contract.js";
 import type { Directory } from "./directory.js";
-import { REPAIR_BYTES, REPAIR_COMPLETED, REPAIR_FAILED_ATTEMPTS } from "./repair-jobs.js";
+import { REBALANCE_BYTES, REBALANCE_FAILED_ATTEMPTS, REBALANCE_MOVES, REPAIR_BYTES, REPAIR_COMPLETED, REPAIR_FAILED_ATTEMPTS } from "./repair-jobs.js";
 import { R2_EGRESS_BYTES } from "./replica-store.js";
 import { readMeta, writeMeta } from "./schema.js";
 import type { Sql } from "./sql.js";
@@ -26,6 +26,7 @@ export function buildSummary(directory: Directory, region: string, connected: nu
     underReplicatedChunks: totals.underReplicatedChunks,
     coldChunks: totals.coldChunks,
     repair: repairSummary(directory),
+    rebalance: rebalanceSummary(directory),
     audits,
     regionQuality: directory.regionQuality.list(),
     r2EgressBytes: directory.replicaStore.counter(R2_EGRESS_BYTES),
@@ -35,7 +36,7 @@ export function buildSummary(directory: Directory, region: string, connected: nu
 
 function repairSummary(directory: Directory): RegionSummary["repair"] {
   const jobs = directory.repairJobs;
-  const counts = jobs.counts();
+  const counts = jobs.counts("repair");
   return {
     queuedJobs: counts.queued,
     runningJobs: counts.running,
@@ -43,6 +44,18 @@ function repairSummary(directory: Directory): RegionSummary["repair"] {
     completedJobs: jobs.counter(REPAIR_COMPLETED),
     failedAttempts: jobs.counter(REPAIR_FAILED_ATTEMPTS),
     bytesRepaired: jobs.counter(REPAIR_BYTES),
+  };
+}
+
+function rebalanceSummary(directory: Directory): RegionSummary["rebalance"] {
+  const jobs = directory.repairJobs;
+  const counts = jobs.counts("move");
+  return {
+    queuedMoves: counts.queued,
+    runningMoves: counts.running,
+    completedMoves: jobs.counter(REBALANCE_MOVES),
+    movedBytes: jobs.counter(REBALANCE_BYTES),
+    failedAttempts: jobs.counter(REBALANCE_FAILED_ATTEMPTS),
   };
 }
 

@@ -13,13 +13,19 @@
  *     `trimGraceMs` (remembered in memory: a restart only restarts the
  *     grace), so a fresh cache copy or a short outage costs no deletion;
  *  3. the surplus holders are picked draining peers first (their copies do
- *     not count, and they are leaving), then the fullest (least free
- *     space), then the most loaded; a counting holder is picked only while
- *     the counting replicas left stay at or above the target — never below;
+ *     not count, and they are leaving), then the sources of confirmed
+ *     rebalance moves (rebalancer.ts: their copies are the ones a move
+ *     replaced), then the fullest (least free space), then the most
+ *     loaded; a counting holder is picked only while the counting replicas
+ *     left stay at or above the target — never below;
  *  4. each picked holder gets one `trim` message listing its chunks; the
  *     peer deletes them and announces the removals, which is what lowers
  *     the counts. Until then the pair is "pending" (for a repair job's
  *     timeout) and not picked again, nor counted as a holder.
+ *
+ * A chunk whose surplus a rebalance move made on purpose waits for no
+ * grace (nothing is cached or coming back: the copy was moved), and such
+ * chunks are read first, so the move's source is relieved in the next pass.
  *
  * A cold chunk (cold-tier.ts: in R2 only) has target 0 here, so every
  * holder is surplus and its replicas are trimmed after the same grace.
@@ -75,6 +81,7 @@ export class Trimmer {
            AND (SELECT count(*) FROM replicas r JOIN peers pe ON pe.node_id = r.node_id WHERE r.cid = p.cid AND pe.state != 'dead')
              > CASE WHEN p.cold = 1 THEN 0 ELSE p.target END
            AND NOT EXISTS (SELECT 1 FROM repair_jobs j WHERE j.cid = p.cid)
+         ORDER BY EXISTS (SELECT 1 FROM rebalance_moves m WHERE m.cid = p.cid AND m.trimmed_ms IS NULL) DESC
          LIMIT ?`,
         params.trimChunksPerPass,
       )
@@ -85,11 +92,12 @@ export class Trimmer {
       seen.add(row.cid);
       const since = this.overSince.get(row.cid) ?? nowMs;
       this.overSince.set(row.cid, since);
-      if (nowMs < since + params.trimGraceMs) {
+      const moved = new Set(this.opts.directory.rebalanceLedger.untrimmedSources(row.cid));
+      if (moved.size === 0 && nowMs < since + params.trimGraceMs) {
         nextDueMs = Math.min(nextDueMs ?? Infinity, since + params.trimGraceMs);
         continue;
       }
-      for (const holder of this.surplus(row.cid, row.target)) {
+      for (const holder of this.surplus(row.cid, row.target, moved)) {
         const list = sent.get(holder.nodeId) ?? [];
         list.push(row.cid);
         sent.set(holder.nodeId, list);
@@ -107,14 +115,15 @@ export class Trimmer {
     return { sent, nextDueMs };
   }
 
-  /** The holders of `cid` to trim: draining first, then fullest, then busiest; counting ones only above the target. */
-  private surplus(cid: string, target: number): PeerRecord[] {
+  /** The holders of `cid` to trim: draining first, then rebalance sources (`moved`), then fullest, then busiest; counting ones only above the target. */
+  private surplus(cid: string, target: number, moved: ReadonlySet<string>): PeerRecord[] {
     const holders = this.opts.directory.liveHolders(cid).filter((h) => !this.pending.has(`${cid} ${h.nodeId}`));
     let extra = holders.length - target;
     let counting = holders.filter((h) => !h.draining).length;
     const ordered = [...holders].sort(
       (a, b) =>
         Number(b.draining === true) - Number(a.draining === true) ||
+        Number(moved.has(b.nodeId)) - Number(moved.has(a.nodeId)) ||
         (a.freeBytes ?? Number.MAX_SAFE_INTEGER) - (b.freeBytes ?? Number.MAX_SAFE_INTEGER) ||
         (b.load?.activeTransfers ?? 0) - (a.load?.activeTransfers ?? 0) ||
         a.nodeId.localeCompare(b.nodeId),
