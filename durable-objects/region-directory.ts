@@ -55,6 +55,7 @@ import { forwardSignal } from "./region-directory/signal-forwarder.js";
 import { buildSummary, writeSnapshotIfChanged } from "./region-directory/snapshot.js";
 import { Trimmer } from "./region-directory/trimmer.js";
 import { Rebalancer } from "./region-directory/rebalancer.js";
+import { Releaser } from "./region-directory/releaser.js";
 import { Auditor, type AuditRecord } from "./region-directory/auditor.js";
 import { ColdTier } from "./region-directory/cold-tier.js";
 import type { RegionQuality } from "./region-directory/region-quality.js";
@@ -78,6 +79,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   private repair!: RepairScheduler;
   private trimmer!: Trimmer;
   private rebalancer!: Rebalancer;
+  private releaser!: Releaser;
   private auditor!: Auditor;
   private coldTier!: ColdTier;
   private region: string | null = null;
@@ -106,6 +108,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       this.repair = new RepairScheduler({ directory: this.directory, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.trimmer = new Trimmer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.rebalancer = new Rebalancer({ directory: this.directory, sql: ctx.storage.sql, params: this.params, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
+      this.releaser = new Releaser({ directory: this.directory, sql: ctx.storage.sql, send: (nodeId, message) => sendToPeer(ctx, nodeId, message) });
       this.auditor = new Auditor({
         directory: this.directory,
         sql: ctx.storage.sql,
@@ -242,6 +245,8 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
     // After trim: a failed audit removes a replica, which the next repair pass (armed below, or woken by the
     // result's handler) plans for; rounds are judged here when overdue, or at once on their last answer.
     const auditDueMs = this.auditor.run(now).nextDueMs;
+    // Holders of chunks nobody pins any more unpin them (releaser.ts); independent of the passes above.
+    const releaseDueMs = this.releaser.run(now).nextDueMs;
     let snapshotPendingMs: number | null = null;
     if (now >= this.lastSnapshotCheckMs + this.params.snapshotIntervalMs) {
       try {
@@ -265,6 +270,7 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
       rebalanceDueMs ?? Infinity,
       auditDueMs ?? Infinity,
       coldDueMs ?? Infinity,
+      releaseDueMs ?? Infinity,
     );
     if (Number.isFinite(nextMs)) this.armAlarm(Math.max(nextMs, now + MIN_SWEEP_GAP_MS));
   }
@@ -340,8 +346,8 @@ export class RegionDirectory extends DurableObject<Env> implements RegionDirecto
   async pin(nodeId: string, cids: string[], replicas: number, sizeBytes?: number[]): Promise<void> {
     const valid = parseWith(input.pinInput, { nodeId, cids, replicas, sizeBytes }, "pin");
     if (valid.sizeBytes && valid.sizeBytes.length !== valid.cids.length) throw new ValidationError("pin.sizeBytes: must have one entry per CID");
-    this.directory.pin(valid.nodeId, valid.cids, valid.replicas, valid.sizeBytes);
-    this.armAlarm(this.clock() + this.params.snapshotIntervalMs);
+    const released = this.directory.pin(valid.nodeId, valid.cids, valid.replicas, valid.sizeBytes);
+    this.armAlarm(this.clock() + (released > 0 ? REPAIR_WAKE_DELAY_MS : this.params.snapshotIntervalMs));
   }
 
   async place(count: number, exclude: string[] = [], sizeBytes?: number): Promise<PeerInfo[]> {

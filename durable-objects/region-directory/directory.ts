@@ -203,8 +203,9 @@ export class Directory {
     return true;
   }
 
-  pin(pinnedBy: string, cids: readonly string[], replicas: number, sizesBytes?: readonly number[]): void {
-    this.replicaStore.pin(cids, replicas, sizesBytes, pinnedBy, this.opts.now());
+  /** Returns how many chunks lost their last pin (to be released by their holders: releaser.ts). */
+  pin(pinnedBy: string, cids: readonly string[], replicas: number, sizesBytes?: readonly number[]): number {
+    return this.replicaStore.pin(cids, replicas, sizesBytes, pinnedBy, this.opts.now());
   }
 
   /** The `count` closest peers that are not dead (suspect ones included, marked so), by XOR distance. */

@@ -153,17 +153,28 @@ export class ReplicaStore {
    * Sets `pinnedBy`'s own replication target for chunks; `target` 0 withdraws
    * its pin only (a CID it never pinned is left alone). The effective target
    * is recomputed as the max over the remaining pinners; a chunk with none
-   * left is unpinned and leaves the queue. Pinning recomputes the live count
-   * from the holders.
+   * left is unpinned and leaves the queue — and is released (releaser.ts);
+   * pinning recomputes the live count from the holders. Returns how many
+   * chunks were released.
    */
-  pin(cids: readonly string[], target: number, sizesBytes: readonly (number | undefined)[] | undefined, pinnedBy: string, nowMs: number): void {
+  pin(cids: readonly string[], target: number, sizesBytes: readonly (number | undefined)[] | undefined, pinnedBy: string, nowMs: number): number {
+    let released = 0;
     if (target === 0) {
       const withdrawn = this.sql
         .exec<{ cid: string }>(`DELETE FROM pinners WHERE node_id = ? AND cid IN (${CIDS_IN_JSON}) RETURNING cid`, pinnedBy, JSON.stringify(cids))
         .toArray()
         .map((r) => r.cid);
-      if (withdrawn.length === 0) return;
+      if (withdrawn.length === 0) return 0;
       const json = JSON.stringify(withdrawn);
+      // Nobody pins these any more: their holders are told to release their copies (releaser.ts).
+      released = this.sql
+        .exec(
+          `INSERT INTO released_chunks (cid, released_ms) SELECT cid, ? FROM pins WHERE cid IN (${CIDS_IN_JSON}) AND NOT EXISTS (SELECT 1 FROM pinners WHERE pinners.cid = pins.cid)
+           ON CONFLICT (cid) DO UPDATE SET released_ms = excluded.released_ms RETURNING cid`,
+          nowMs,
+          json,
+        )
+        .toArray().length;
       this.sql.exec(`DELETE FROM pins WHERE cid IN (${CIDS_IN_JSON}) AND NOT EXISTS (SELECT 1 FROM pinners WHERE pinners.cid = pins.cid)`, json);
       this.sql.exec(`DELETE FROM under_replicated WHERE cid IN (${CIDS_IN_JSON}) AND NOT EXISTS (SELECT 1 FROM pins WHERE pins.cid = under_replicated.cid)`, json);
       this.sql.exec(
@@ -172,8 +183,9 @@ export class ReplicaStore {
         json,
       );
       this.syncQueue(withdrawn, nowMs, json);
-      return;
+      return released;
     }
+    this.sql.exec(`DELETE FROM released_chunks WHERE cid IN (${CIDS_IN_JSON})`, JSON.stringify(cids));
     this.sql.exec(
       `INSERT INTO pinners (cid, node_id, target, pinned_ms) SELECT value, ?, ?, ? FROM json_each(?) WHERE true
        ON CONFLICT (cid, node_id) DO UPDATE SET target = excluded.target, pinned_ms = excluded.pinned_ms`,
@@ -198,6 +210,7 @@ export class ReplicaStore {
       );
     });
     this.syncQueue(cids, nowMs);
+    return 0;
   }
 
   pinState(cid: string): PinState | null {

@@ -150,6 +150,8 @@ const MIGRATIONS: readonly string[][] = [
        PRIMARY KEY (cid, from_node)
      ) WITHOUT ROWID`,
   ],
+  // Step 9 (releaser.ts): chunks whose last pin was withdrawn, until every holder was told to release its copy.
+  [`CREATE TABLE IF NOT EXISTS released_chunks (cid TEXT PRIMARY KEY, released_ms INTEGER NOT NULL) WITHOUT ROWID`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

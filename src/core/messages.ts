@@ -341,6 +341,12 @@ export type DirectoryToPeer =
    */
   | { type: "trim"; cids: string[] }
   /**
+   * Release: nobody pins these chunks any more (their last pin was
+   * withdrawn). The peer unpins them, so they become evictable cache; it
+   * keeps serving them while they stay. Chunks it does not hold are ignored.
+   */
+  | { type: "release"; cids: string[] }
+  /**
    * Audit (issue 6 item 7): prove within `timeoutMs` that this peer still
    * holds `cid` by answering `audit_result` with hex SHA-256(nonce ‖
    * chunk[offset, offset + length)), the range clamped to the chunk.

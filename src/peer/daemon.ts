@@ -239,6 +239,14 @@ export class PeerDaemon {
           this.emit({ event: "trimmed", message: `deleted ${deleted} surplus replica(s) the directory asked for`, cids: cids.length, deleted });
         })();
       });
+      // Release: nobody pins these any more; they stay as evictable cache (served while they last).
+      conn.on("release", (cids) => {
+        void (async () => {
+          let released = 0;
+          for (const cid of cids) if (await store.unpin(cid).catch(() => false)) released++;
+          this.emit({ event: "released", message: `unpinned ${released} chunk(s) nobody pins any more`, cids: cids.length, released });
+        })();
+      });
       // Audits: prove possession of a chunk (audit-responder.ts); a corrupt copy is removed and reported as such.
       conn.on("audit", (audit) => {
         void answerAudit(store, audit).then((answer) => {

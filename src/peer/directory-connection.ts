@@ -106,6 +106,8 @@ export interface DirectoryConnectionEvents {
   audit: [audit: AuditRequest];
   /** The directory asks this peer to delete surplus replicas (trim, see durable-objects/region-directory/trimmer.ts). */
   trim: [cids: string[]];
+  /** Nobody pins these chunks any more: unpin them (durable-objects/region-directory/releaser.ts). */
+  release: [cids: string[]];
   /** The edge refused the upgrade (e.g. 401 certificate_expired, 404 peer_not_registered); a retry follows. */
   rejected: [rejection: { status: number; code: string; message: string }];
   disconnected: [info: { code: number; reason: string; retryInMs: number }];
@@ -344,6 +346,8 @@ export class DirectoryConnection extends EventEmitter<DirectoryConnectionEvents>
         return void this.emit("repair", message);
       case "trim":
         return void this.emit("trim", message.cids);
+      case "release":
+        return void this.emit("release", message.cids);
       case "audit":
         return void this.emit("audit", message);
       case "error":

@@ -71,6 +71,7 @@ export const directoryToPeerSchema = v.variant("type", [
   v.object({ type: v.literal("drain_status"), id, progress: drainProgressSchema }),
   // Trims name chunks to delete: held to the strict CID syntax, and bounded like an announcement.
   v.object({ type: v.literal("trim"), cids: v.pipe(v.array(cidSchema), v.minLength(1), v.maxLength(1000)) }),
+  v.object({ type: v.literal("release"), cids: v.pipe(v.array(cidSchema), v.minLength(1), v.maxLength(1000)) }),
   // An audit: bounded range, so a hostile frame cannot make the peer hash more than MAX_AUDIT_RANGE_BYTES.
   v.object({
     type: v.literal("audit"),

@@ -146,7 +146,8 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
         const out: Record<string, string[]> = {};
         for (let i = 0; i < cids.length; i += HOLDER_LOOKUP_BATCH) {
           const answer = await edge.findProvidersBatch(region, cids.slice(i, i + HOLDER_LOOKUP_BATCH), { signal, scope: "region", count: MAX_REPLICAS });
-          for (const [cid, list] of Object.entries(answer)) out[cid] = list.filter((p) => p.state !== "dead").map((p) => p.nodeId);
+          // Alive only: a suspect holder may be gone, and seeding one copy too many is the safe mistake (trim takes it back).
+          for (const [cid, list] of Object.entries(answer)) out[cid] = list.filter((p) => p.state === "alive").map((p) => p.nodeId);
         }
         return out;
       },

@@ -31,7 +31,7 @@
  * A process-exit hook kills any child still alive if a test run aborts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -424,6 +424,11 @@ export class TestPeer {
 
   holds(cid: string): boolean {
     return this.chunkFiles().has(cid);
+  }
+
+  /** Whether this peer's store keeps `cid` pinned (never evicted): its marker `store/pins/<cid>` (pin-markers.ts). */
+  pins(cid: string): boolean {
+    return existsSync(join(this.storeDir, "pins", cid));
   }
 
   /** Flips bytes in the middle of a stored chunk file (same size, wrong hash): bit rot, or a lying peer. */
