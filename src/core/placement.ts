@@ -6,8 +6,9 @@
  *   be gone, so it is tried last; a peer that failed too many audits after
  *   the others), then the least loaded (shortest queue plus
  *   fewest active transfers, then the idlest CPU; a peer that never reported
- *   load ranks after those that did), then the most free space, then node ID
- *   so that answers are deterministic.
+ *   load ranks after those that did), then the fastest upload capacity
+ *   (what its status reports say: its cap, or its measured peak), then the
+ *   most free space, then node ID so that answers are deterministic.
  * - Placement: alive storage peers, not excluded, with room for the chunk
  *   when both sizes are known, at most one per host and none on the host of
  *   an excluded peer (replicas of one chunk never share a failure domain;
@@ -36,6 +37,8 @@ export interface RankedPeer {
   freeBytes: number | null;
   /** From audits (audit.ts reputationScore): 1 when never audited; below LOW_REPUTATION the peer is offered and chosen last. */
   reputation?: number;
+  /** Reported capacity; 0 (or absent) when the peer has not measured its upload yet. */
+  capacity?: { uploadBps: number } | null;
 }
 
 /** Work waiting on or running at a peer; Infinity when it never reported. */
@@ -56,6 +59,10 @@ function byLoadAsc(a: RankedPeer, b: RankedPeer): number {
   return la < lb ? -1 : 1;
 }
 
+function byUploadDesc(a: RankedPeer, b: RankedPeer): number {
+  return (b.capacity?.uploadBps ?? 0) - (a.capacity?.uploadBps ?? 0);
+}
+
 function byNodeId(a: RankedPeer, b: RankedPeer): number {
   return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
 }
@@ -64,7 +71,7 @@ function byNodeId(a: RankedPeer, b: RankedPeer): number {
 export function rankProviders<T extends RankedPeer>(holders: readonly T[], count = holders.length): T[] {
   return holders
     .filter((p) => p.state !== "dead")
-    .sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state] || distrusted(a) - distrusted(b) || byLoadAsc(a, b) || byFreeSpaceDesc(a, b) || byNodeId(a, b))
+    .sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state] || distrusted(a) - distrusted(b) || byLoadAsc(a, b) || byUploadDesc(a, b) || byFreeSpaceDesc(a, b) || byNodeId(a, b))
     .slice(0, count);
 }
 
@@ -114,7 +121,8 @@ export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs:
     if (options.capacityOf) capacity = Math.min(capacity, Math.max(0, Math.floor(options.capacityOf(p))));
     return { id: p.nodeId, capacity, host: p.hostId };
   });
-  const value = new Map(eligible.map((p) => [p.nodeId, placementValue(p, maxFree)]));
+  const maxUpload = Math.max(1, ...eligible.map((p) => p.capacity?.uploadBps ?? 0));
+  const value = new Map(eligible.map((p) => [p.nodeId, placementValue(p, maxFree, maxUpload)]));
 
   const items: AuctionItem[] = [];
   const benefits = new Map<string, Benefit[]>();
@@ -151,16 +159,18 @@ export function placeBatch<T extends RankedPeer>(candidates: readonly T[], jobs:
  * What giving a replica to this peer is worth (always > 0, as the auction
  * wants gains): free space relative to the roomiest peer dominates (a
  * replica belongs where there is room), then idleness (fewer queued and
- * active transfers, then CPU), so that among equally roomy peers the least
- * busy one serves the new copy. A peer that never reported counts as full
- * and busy, but is still usable.
+ * active transfers), then upload capacity relative to the fastest (the
+ * copy will be served from there), then CPU, so that among equally roomy
+ * peers the least busy, best connected one serves the new copy. A peer
+ * that never reported counts as full, busy and slow, but is still usable.
  */
-function placementValue(p: RankedPeer, maxFree: number): number {
+function placementValue(p: RankedPeer, maxFree: number, maxUpload: number): number {
   const room = Math.max(0, p.freeBytes ?? 0) / maxFree;
   const work = loadScore(p.load);
   const idle = Number.isFinite(work) ? 1 / (1 + work) : 0;
   const cpu = p.load ? 1 - Math.min(1, Math.max(0, p.load.cpu)) : 0;
-  const value = 1 + 100 * room + 10 * idle + cpu;
+  const upload = Math.max(0, p.capacity?.uploadBps ?? 0) / maxUpload;
+  const value = 1 + 100 * room + 10 * idle + 5 * upload + cpu;
   // Below every trusted peer (whose value is at least 1), still usable when nothing else is.
   return distrusted(p) ? value / 1000 : value;
 }

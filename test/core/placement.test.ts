@@ -27,6 +27,23 @@ describe("rankProviders", () => {
   });
 });
 
+describe("upload capacity", () => {
+  const up = (uploadBps: number) => ({ storageBytes: 1e12, uploadBps, downloadBps: 0 });
+  it("ranks holders of equal load by reported upload capacity, before free space; unmeasured last", () => {
+    const peers = [peer("a", { capacity: up(1e6), freeBytes: 9000 }), peer("b", { capacity: up(5e7) }), peer("c", { capacity: null, freeBytes: 99_000 }), peer("d", { capacity: up(1e7) })];
+    expect(rankProviders(peers).map((p) => p.nodeId)).toEqual(["b", "d", "a", "c"]);
+    // Load still comes first.
+    expect(rankProviders([peer("slow", { capacity: up(1e6) }), peer("busy", { capacity: up(1e9), load: load(3) })]).map((p) => p.nodeId)).toEqual(["slow", "busy"]);
+  });
+
+  it("places on the better connected of equally roomy, equally idle peers, but never over much more room", () => {
+    const peers = [peer("a", { capacity: up(1e6) }), peer("b", { capacity: up(1e8) }), peer("c", { capacity: up(1e7) })];
+    expect(choosePlacement(peers, { count: 2 }).map((p) => p.nodeId)).toEqual(["b", "c"]);
+    const roomier = [peer("fast", { capacity: up(1e8), freeBytes: 500 }), peer("roomy", { capacity: up(1e6), freeBytes: 1000 })];
+    expect(choosePlacement(roomier, { count: 1 }).map((p) => p.nodeId)).toEqual(["roomy"]);
+  });
+});
+
 describe("choosePlacement", () => {
   const peers = [
     peer("a", { hostId: "h1", freeBytes: 100 }),
