@@ -62,7 +62,7 @@ export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, 
   for (const share of plan) {
     const pushedTo: string[] = [];
     if (share.region !== null) {
-      const seeded = await seedRegion(share.targets, share.replicas, cids, totalBytes, deps.store, hooks, (sent) =>
+      const seeded = await seedRegion(share.region, share.targets, share.replicas, cids, totalBytes, deps.store, hooks, (sent) =>
         hooks.onProgress?.({ op: "put", phase: "replicate", bytesDone: sentBytes + sent, bytesTotal: totalBytes * share.replicas, chunksDone: 0, chunksTotal: cids.length }),
       );
       pushedTo.push(...seeded.pushedTo);
@@ -85,6 +85,7 @@ export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, 
  * they lack from the local store.
  */
 async function seedRegion(
+  region: string,
   targets: ReplicaTargets,
   replicas: number,
   cids: readonly string[],
@@ -99,7 +100,7 @@ async function seedRegion(
   if (need <= 0) return { pushedTo: [], sentBytes: 0 };
   const exclude = [...new Set(Object.values(holders ?? {}).flat())];
   const placed: ReplicaTarget[] = (await targets.place(need, exclude, totalBytes)).filter((t) => !exclude.includes(t.id));
-  if (placed.length < need) hooks.onWarning?.(`region ${placed[0]?.region ?? "?"}: only ${placed.length} of ${need} new replica peer(s) available`);
+  if (placed.length < need) hooks.onWarning?.(`region ${region}: only ${placed.length} of ${need} new replica peer(s) available`);
   if (placed.length === 0) return { pushedTo: [], sentBytes: 0 };
   const replicator = new Replicator(placed, undefined, { onSent });
   try {
