@@ -490,6 +490,8 @@ export interface TestNetworkOptions {
   /** Peers to create and start now (daemons). Default 3. */
   peers?: number;
   edge?: LocalEdgeOptions;
+  /** How those peers' daemons start, e.g. `{ storageLimit: "64MiB" }` (peers added later pass their own). */
+  startOptions?: PeerStartOptions;
   /**
    * Starts the edge instead of `startLocalEdge(edge)`, e.g. a restartable
    * one (restartable-edge.ts). The network stops it in `stop()`.
@@ -533,7 +535,7 @@ export class TestNetwork {
         // Joins one after another (cheap), daemons in parallel (each waits for its own events).
         const peers: TestPeer[] = [];
         for (let i = 0; i < count; i++) peers.push(await net.addPeer({ start: false, roles: ["service", "client", "publisher"] }));
-        await Promise.all(peers.map((p) => p.start()));
+        await Promise.all(peers.map((p) => p.start(options.startOptions)));
         net.peers.push(...peers);
         await net.waitUntilPlaceable(peers);
         return net;
