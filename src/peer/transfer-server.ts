@@ -29,6 +29,7 @@ import { DEFAULT_PARAMS } from "../core/params.js";
 import type { Role } from "../core/roles.js";
 import { verifySignedRequest } from "../core/signed-request.js";
 import type { ChunkStore } from "./chunk-store.js";
+import { FairServeQueue } from "./fair-serve.js";
 import { NonceCache } from "./nonce-cache.js";
 import type { UploadLimiter } from "./upload-limiter.js";
 import { checkSwarmKey, SWARM_PATH_PREFIX, type SwarmBoard } from "./swarm.js";
@@ -67,6 +68,8 @@ export interface TransferServerOptions {
   sessions?: SessionTokens;
   /** Caps the bytes per second chunk responses send (all together). Absent: unlimited. */
   uploadLimiter?: UploadLimiter;
+  /** Chunk responses streaming at once; more wait and are served round-robin by requester (fair-serve.ts). Default 8; 0: no limit. */
+  maxConcurrentSends?: number;
   /** This peer's downloads, shown to the other members of their swarms. Absent: GET /v1/swarm answers 404. */
   swarm?: SwarmBoard;
   now?: () => number;
@@ -89,6 +92,8 @@ export interface TransferServerEvents {
 }
 
 const CHUNK_PREFIX = "/v1/chunks/";
+/** Enough streams to fill a fast uplink (each one is a TCP flow), few enough that round-robin among requesters decides who gets it. */
+const DEFAULT_CONCURRENT_SENDS = 8;
 const MAX_SESSION_BODY_BYTES = 4096;
 const WRITE_ROLES: readonly Role[] = ["publisher", "service"];
 
@@ -102,6 +107,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private readonly maxSkewMs: number;
   private readonly sessionTtlMs: number;
   private boundPort: number | null = null;
+  private readonly sendQueue: FairServeQueue | null;
 
   constructor(private readonly options: TransferServerOptions) {
     super();
@@ -111,6 +117,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     this.maxSkewMs = options.signatureMaxSkewMs ?? DEFAULT_PARAMS.signatureMaxSkewMs;
     this.sessionTtlMs = options.sessionTtlMs ?? 15 * 60_000;
     this.nonces = new NonceCache(options.maxRememberedNonces ?? 100_000);
+    const sends = options.maxConcurrentSends ?? DEFAULT_CONCURRENT_SENDS;
+    this.sendQueue = sends > 0 ? new FairServeQueue(sends) : null;
     const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
     this.server = createServer(
       {
@@ -242,6 +250,28 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   }
 
   private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims): Promise<void> {
+    // The slot first, then the file: a waiting request holds no descriptor. A reader that leaves while waiting frees its place.
+    let release: (() => void) | null = null;
+    if (this.sendQueue) {
+      const gone = new AbortController();
+      const onClose = () => gone.abort(new PeercloudError("cancelled", "the reader went away", 499));
+      res.once("close", onClose);
+      try {
+        release = await this.sendQueue.acquire(claims.nodeId, gone.signal);
+      } catch {
+        return;
+      } finally {
+        res.off("close", onClose);
+      }
+    }
+    try {
+      await this.streamChunk(res, cid, claims);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims): Promise<void> {
     const read = await this.options.store.openRead(cid);
     if (!read) throw new NotFoundError("chunk_not_found", `this peer does not hold ${cid}`);
     const bytes = read.end - read.start;
