@@ -48,7 +48,7 @@ import type { RegionSummary } from "../../durable-objects/region-directory-contr
 import { DEFAULT_PARAMS } from "../../src/core/params.js";
 import { ControlClient } from "../../src/peer/control-client.js";
 import { mulberry32, randomInt, type Rand } from "../../src/sim/random.js";
-import { sha256File, startTestNetwork, waitUntil, writeRandomFile, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import { sha256File, startTestNetwork, waitUntil, writeRandomFile, type TestNetwork, type TestPeer, pinnedRegionSummary } from "../helpers/peer-process.js";
 import { startRestartableEdge, type RestartableEdge } from "../helpers/restartable-edge.js";
 
 const SEED = Number(process.env.PEERCLOUD_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -186,13 +186,8 @@ function pickVictims(count: number, exclude: readonly TestPeer[] = [], mustHold?
   return chosen;
 }
 
-async function regionSummary(): Promise<RegionSummary> {
-  const res = await fetch(`${edge.url}/v1/admin/regions`, { headers: { authorization: `Bearer ${edge.adminSecret}` } });
-  if (!res.ok) throw new Error(`admin regions: HTTP ${res.status}`);
-  const body = (await res.json()) as { regions: { live: RegionSummary | null }[] };
-  const live = body.regions.map((r) => r.live).filter((s): s is RegionSummary => s !== null && s.pinnedChunks > 0);
-  if (live.length !== 1) throw new Error(`expected one region with pinned chunks, got ${JSON.stringify(body)}`);
-  return live[0];
+function regionSummary(): Promise<RegionSummary> {
+  return pinnedRegionSummary(edge);
 }
 
 /** Resolves with ms from `killedAt` until the directory no longer offers `victim` as a provider of `cid`. */

@@ -28,7 +28,7 @@ import { statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RebalanceSummary, RegionSummary } from "../../durable-objects/region-directory-contract.js";
 import { DEFAULT_PARAMS } from "../../src/core/params.js";
-import { startTestNetwork, waitUntil, type TestNetwork, type TestPeer } from "../helpers/peer-process.js";
+import { startTestNetwork, waitUntil, type TestNetwork, type TestPeer, pinnedRegionSummary } from "../helpers/peer-process.js";
 import { expectAllDownload, putReplicated } from "../helpers/replicated-files.js";
 
 const HEARTBEAT_MS = 2000;
@@ -68,12 +68,8 @@ afterAll(async () => {
   await net?.stop();
 });
 
-async function regionSummary(): Promise<RegionSummary> {
-  const res = await fetch(`${net.edgeUrl}/v1/admin/regions`, { headers: { authorization: `Bearer ${net.edge.adminSecret}` } });
-  const body = (await res.json()) as { regions: { live: RegionSummary | null }[] };
-  const live = body.regions.map((r) => r.live).filter((s): s is RegionSummary => s !== null && s.pinnedChunks > 0);
-  if (live.length !== 1) throw new Error(`expected one region with pinned chunks, got ${JSON.stringify(body)}`);
-  return live[0];
+function regionSummary(): Promise<RegionSummary> {
+  return pinnedRegionSummary(net.edge);
 }
 
 /** What a peer's store holds: CID → sealed size, read from its files (the store's usedBytes is the sum of these). */

@@ -37,6 +37,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { RegionSummary } from "../../durable-objects/region-directory-contract.js";
 import { isCid } from "../../src/core/cid.js";
 import { parseLink } from "../../src/core/link.js";
 import { openManifest, type ChunkRef } from "../../src/core/manifest.js";
@@ -572,24 +573,7 @@ export class TestNetwork {
     const start = options.start ?? true;
     const roles = options.roles ?? (start ? ["service", "client", "publisher"] : ["client", "publisher"]);
     const hostId = options.hostId ?? `e2e-host-${index}`;
-    const region = options.region ? ["--region", options.region] : [];
-    const init = await spawnPeercloud([
-      "--home",
-      home,
-      "--json",
-      "init",
-      "--edge",
-      this.edge.url,
-      "--join-token",
-      this.joinToken,
-      "--host-id",
-      hostId,
-      "--port",
-      "0",
-      "--roles",
-      roles.join(","),
-      ...region,
-    ]).exited;
+    const init = await this.init(home, hostId, roles.join(","), options.region);
     const joined = parseJsonResult<{ nodeId: string }>(init, `init ${name}`);
     const peer = new TestPeer(name, home, hostId, joined.nodeId, roles);
     this.homes.push(peer);
@@ -598,6 +582,12 @@ export class TestNetwork {
       this.peers.push(peer);
     }
     return peer;
+  }
+
+  /** `peercloud init` of a new home in this network (its join token, transfer port chosen at start). */
+  private init(home: string, hostId: string, roles: string, region?: string): Promise<CliResult> {
+    const args = ["--home", home, "--json", "init", "--edge", this.edge.url, "--join-token", this.joinToken, "--host-id", hostId, "--port", "0", "--roles", roles];
+    return spawnPeercloud(region ? [...args, "--region", region] : args).exited;
   }
 
   /** Every home made so far (started or not). */
@@ -614,22 +604,7 @@ export class TestNetwork {
   private observerClient(): Promise<EdgeClient> {
     this.observer ??= (async () => {
       const home = join(this.root, "observer");
-      const init = await spawnPeercloud([
-        "--home",
-        home,
-        "--json",
-        "init",
-        "--edge",
-        this.edge.url,
-        "--join-token",
-        this.joinToken,
-        "--host-id",
-        "e2e-observer",
-        "--port",
-        "0",
-        "--roles",
-        "client,publisher",
-      ]).exited;
+      const init = await this.init(home, "e2e-observer", "client,publisher");
       parseJsonResult(init, "init observer");
       const { config, identity } = await new PeerHome(home).load();
       return new EdgeClient({ edgeUrl: this.edge.url, identity, certificate: config.certificate, attempts: 1 });
@@ -685,6 +660,16 @@ export class TestNetwork {
     await this.edge.stop().catch(() => {});
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** The summary of the one region holding pinned chunks, through the admin API (the live object, not the KV snapshot). */
+export async function pinnedRegionSummary(edge: Pick<LocalEdge, "url" | "adminSecret">): Promise<RegionSummary> {
+  const res = await fetch(`${edge.url}/v1/admin/regions`, { headers: { authorization: `Bearer ${edge.adminSecret}` } });
+  if (!res.ok) throw new Error(`admin regions: HTTP ${res.status}`);
+  const body = (await res.json()) as { regions: { live: RegionSummary | null }[] };
+  const live = body.regions.map((r) => r.live).filter((s): s is RegionSummary => s !== null && s.pinnedChunks > 0);
+  if (live.length !== 1) throw new Error(`expected one region with pinned chunks, got ${JSON.stringify(body)}`);
+  return live[0];
 }
 
 export function startTestNetwork(options: TestNetworkOptions = {}): Promise<TestNetwork> {
