@@ -155,6 +155,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   const cids: string[] = [];
   const sealedSizes: number[] = [];
   const seen = new Set<string>();
+  /** Chunks the store held before this put: only those can be shared with other content (pin-ledger.ts). */
+  const preexisting = new Set<string>();
   /** Chunks new to the local store, announced once flushed (group commit: nothing is announced that a power cut could lose). */
   const unannounced: string[] = [];
   const storeSealed = async (cid: string, sealed: Uint8Array, isData: boolean, spooled?: string) => {
@@ -169,6 +171,7 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
     }
     if (!isData) counters.manifestBytes += sealed.length;
     if (seen.has(cid)) return;
+    if (!added) preexisting.add(cid);
     seen.add(cid);
     cids.push(cid);
     sealedSizes.push(sealed.length);
@@ -256,7 +259,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
 
   if (plan.length > 0) {
     progress("pin", counters.bytesDone);
-    const needs = deps.pinNeeds ? await deps.pinNeeds(seen, root.ref.cid) : new Map();
+    // A put whose chunks were all new shares none with other content: no walk of the library then.
+    const needs = deps.pinNeeds && preexisting.size > 0 ? await deps.pinNeeds(preexisting, root.ref.cid) : new Map();
     for (const share of plan) await pinInRegion(share.targets, share.region, cids, sealedSizes, share.replicas, needs);
   }
   progress("done", counters.bytesDone);

@@ -17,7 +17,8 @@
  *    nothing else keeps, and lowering its policy never lowers another's.
  *
  * The walk costs one read of each other content's manifests; it runs only
- * when the library holds other pinned content.
+ * when the library holds other pinned content, and for a put only when the
+ * put found some of its chunks already stored (otherwise nothing is shared).
  */
 import { parseLink } from "../core/link.js";
 import type { ChunkStore } from "./chunk-store.js";
