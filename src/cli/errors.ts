@@ -26,6 +26,7 @@ const USAGE_CODES = new Set([
   "invalid_link",
   "invalid_edge_url",
   "invalid_replicas",
+  "invalid_min_regions",
   "invalid_name",
   "path_not_found",
   "unsupported_file_type",

@@ -136,7 +136,7 @@ describe("links", () => {
     expect(listDir(dir)).toEqual([]);
   }, 180_000);
 
-  it("malformed links and CIDs: invalid_link, exit 2, nothing written, for get and unpin", async () => {
+  it("malformed links and CIDs: invalid_link, exit 2, nothing written, for get, unpin and pin", async () => {
     const cid = known.cid;
     const key = known.link.split("#")[1];
     const bad = [
@@ -165,6 +165,7 @@ describe("links", () => {
     await inBatches(bad.slice(0, 4), 4, async (link) => {
       expectJsonError(await client.run(["--json", "get", link], { cwd }), "invalid_link", 2);
       expectErrorLine(await client.run(["unpin", link], { cwd }), "invalid_link", 2);
+      expectErrorLine(await client.run(["pin", link, "--replicas", "2"], { cwd }), "invalid_link", 2);
     });
     expect(listDir(cwd)).toEqual([]);
   }, 240_000);
@@ -175,6 +176,10 @@ describe("links", () => {
     const cases: [string[], string][] = [
       [["put", file, "--replicas", "0"], "invalid_argument"],
       [["put", file, "--replicas", "many"], "invalid_argument"],
+      [["put", file, "--min-regions", "0"], "invalid_argument"],
+      [["put", file, "--replicas", "2", "--min-regions", "3"], "invalid_min_regions"],
+      [["pin", known.link, "--replicas", "0"], "invalid_argument"],
+      [["pin", known.link, "--min-regions", "x"], "invalid_argument"],
       [["get", known.link, "-o", "-"], "usage"],
       [["get", known.link, "--stream"], "usage"],
       [["get"], "missing_argument"],
