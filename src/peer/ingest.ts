@@ -253,8 +253,7 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   }));
   if (deps.targets && replicasAchieved < replicas) warn(`only ${replicasAchieved} of ${replicas} replicas could be placed (not enough live peers on distinct hosts)`);
   for (const r of regions) {
-    if (r.region !== null && r.achieved < r.replicas)
-      warn(`region ${r.region}: only ${r.achieved} of ${r.replicas} replicas could be placed; its directory adds the rest as peers there allow`);
+    if (r.region !== null && r.achieved < r.replicas) warn(`region ${r.region}: only ${r.achieved} of ${r.replicas} replicas could be placed; its directory adds the rest as peers there allow`);
   }
 
   if (plan.length > 0) {
