@@ -31,7 +31,7 @@ export function registerPin(program: Command): void {
         const result = await withOperations(ctx, (ops) => ops.pin({ link: linkText, replicas: flags.replicas, minRegions: flags.minRegions }, hooks));
         hooks.done();
         const where = result.regions.map((r) => `${r.replicas} in ${r.region ?? "the home region"}${r.pushedTo.length > 0 ? ` (seeded ${r.pushedTo.length} peer(s))` : ""}`).join(", ");
-        const withdrawn = result.withdrawnFrom.length > 0 ? `; released in ${result.withdrawnFrom.join(", ")}` : "";
+        const withdrawn = result.withdrawnFrom.length > 0 ? `; none kept in ${result.withdrawnFrom.join(", ")}` : "";
         printResult(ctx, result, `pinned ${result.name}: ${result.replicas} replica(s) — ${where}${withdrawn}`);
       } finally {
         hooks.done();
