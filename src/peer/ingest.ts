@@ -43,7 +43,7 @@ import {
   type ManifestRef,
 } from "../core/manifest.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
-import { planRegions, validatePolicy, type RegionShare } from "./region-spread.js";
+import { otherRegionsOnce, planRegions, validatePolicy, type OtherRegions, type RegionShare } from "./region-spread.js";
 import { pinInRegion, type SharedNeeds } from "./pin-ledger.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { ingestFile, type FileIngestContext, type IngestedFile } from "./ingest-file.js";
@@ -86,7 +86,7 @@ export interface PutDeps {
   cold?: ColdStore;
   announcer?: Announcer;
   /** What other content this home keeps pinned needs of these chunks (pin-ledger.ts), so shared chunks are never pinned lower; absent: nothing else. */
-  pinNeeds?: (cids: ReadonlySet<string>, rootCid: string) => Promise<SharedNeeds>;
+  pinNeeds?: (cids: ReadonlySet<string>, rootCid: string, otherRegions: OtherRegions) => Promise<SharedNeeds>;
 }
 
 export interface PutResult {
@@ -138,7 +138,8 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   progress("scan");
 
   // Home first: the publisher's own copy is one of the home region's share.
-  const plan: RegionShare[] = deps.targets ? await planRegions(deps.targets, policy, options.signal) : [];
+  const otherRegions = otherRegionsOnce(deps.targets, options.signal);
+  const plan: RegionShare[] = deps.targets ? await planRegions(deps.targets, policy, otherRegions) : [];
   const targets: ReplicaTarget[] = [];
   for (const share of plan) {
     const count = share.region === null ? share.replicas - 1 : share.replicas;
@@ -259,7 +260,7 @@ export async function putPath(path: string, options: PutOptions, deps: PutDeps):
   if (plan.length > 0) {
     progress("pin", counters.bytesDone);
     // A put whose chunks were all new shares none with other content: no walk of the library then.
-    const needs = deps.pinNeeds && preexisting.size > 0 ? await deps.pinNeeds(preexisting, root.ref.cid) : new Map();
+    const needs = deps.pinNeeds && preexisting.size > 0 ? await deps.pinNeeds(preexisting, root.ref.cid, otherRegions) : new Map();
     for (const share of plan) await pinInRegion(share.targets, share.region, cids, sealedSizes, share.replicas, needs);
   }
   progress("done", counters.bytesDone);

@@ -26,7 +26,7 @@ import { fromBase64Url } from "../core/bytes.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { applyPolicy, type PolicyResult } from "./policy.js";
 import { neededElsewhere, pinInRegion, sharedNeeds, type SharedNeeds } from "./pin-ledger.js";
-import { validatePolicy } from "./region-spread.js";
+import { otherRegionsOnce, validatePolicy, type OtherRegions } from "./region-spread.js";
 
 export type { PutResult } from "./ingest.js";
 export type { GetResult } from "./download.js";
@@ -145,7 +145,12 @@ export class LocalOperations implements PeerOperations {
     const result = await putPath(
       path,
       { replicas: request.replicas, minRegions: request.minRegions, cold: request.cold, private: request.private, signal: hooks.signal, onProgress: hooks.onProgress, onWarning: hooks.onWarning },
-      { store: this.ctx.store, convergenceSecret: fromBase64Url(config.convergenceSecret), ...this.ctx.network, pinNeeds: (cids, rootCid) => this.needsOf(rootCid, cids) },
+      {
+        store: this.ctx.store,
+        convergenceSecret: fromBase64Url(config.convergenceSecret),
+        ...this.ctx.network,
+        pinNeeds: async (cids, rootCid, otherRegions) => this.needsOf(await this.ctx.library.list(), rootCid, cids, otherRegions),
+      },
     );
     await this.ctx.library.record({
       cid: result.cid,
@@ -222,14 +227,15 @@ export class LocalOperations implements PeerOperations {
     const store = this.ctx.store;
     const tree = await this.localTree(link, "unpin", hooks.signal);
     const targets = this.ctx.network.targets;
+    const otherRegions = otherRegionsOnce(targets, hooks.signal);
     // Chunks other content of this home still keeps stay pinned, here and (at that content's shares) in the directories.
-    const needs = await this.needsOf(link.cid, new Set(tree.cids));
+    const needs = await this.needsOf(await this.ctx.library.list(), link.cid, new Set(tree.cids), otherRegions);
     for (const cid of tree.cids) if (!neededElsewhere(needs, cid)) await store.unpin(cid);
     let directoryUnpinned = false;
     if (targets) {
       await pinInRegion(targets, null, tree.cids, tree.sealedSizes, 0, needs);
       // A multi-region policy pinned shares elsewhere too; withdrawing where there was none is a no-op.
-      const others = targets.otherRegions && targets.inRegion ? await targets.otherRegions(hooks.signal) : [];
+      const others = targets.inRegion ? await otherRegions() : [];
       for (const region of others) await pinInRegion(targets.inRegion!(region), region, tree.cids, tree.sealedSizes, 0, needs);
       directoryUnpinned = true;
     }
@@ -239,24 +245,24 @@ export class LocalOperations implements PeerOperations {
 
   async pin(request: PinRequest, hooks: OperationHooks = {}): Promise<PinResult> {
     const link = parseLink(request.link);
-    const entry = (await this.ctx.library.list()).find((e) => e.cid === link.cid && e.op === "put");
+    const entries = await this.ctx.library.list();
+    const entry = entries.find((e) => e.cid === link.cid && e.op === "put");
     const recorded = entry?.replicas !== undefined && entry.replicas > 0 ? entry.replicas : undefined;
     const policy = validatePolicy(request.replicas ?? recorded ?? DEFAULT_PARAMS.defaultReplicationFactor, request.minRegions ?? entry?.minRegions ?? 1);
     const targets = this.ctx.network.targets;
     if (!targets) throw new PeercloudError("directory_unavailable", "changing a replica policy needs the region directory, which this home cannot reach", 503);
     const tree = await this.localTree(link, "change the policy of it", hooks.signal);
-    const needs = await this.needsOf(link.cid, new Set(tree.cids));
-    const result = await applyPolicy(tree, policy, { store: this.ctx.store, targets }, needs, hooks);
+    const otherRegions = otherRegionsOnce(targets, hooks.signal);
+    const needs = await this.needsOf(entries, link.cid, new Set(tree.cids), otherRegions);
+    const result = await applyPolicy(tree, policy, { store: this.ctx.store, targets }, needs, otherRegions, hooks);
     await this.ctx.library.setPolicy(link.cid, policy.replicas, policy.minRegions);
     return { cid: link.cid, name: tree.name, cids: tree.cids.length, ...result };
   }
 
-  /** What the other content this home keeps pinned needs of `cids` (pin-ledger.ts). */
-  private async needsOf(exceptCid: string, cids: ReadonlySet<string>, signal?: AbortSignal): Promise<SharedNeeds> {
-    const entries = await this.ctx.library.list();
+  /** What the other content this home keeps pinned (library `entries`) needs of `cids` (pin-ledger.ts). */
+  private async needsOf(entries: readonly LibraryEntry[], exceptCid: string, cids: ReadonlySet<string>, otherRegions: OtherRegions): Promise<SharedNeeds> {
     if (!entries.some((e) => e.op === "put" && e.cid !== exceptCid && (e.replicas ?? 0) > 0)) return new Map();
-    const targets = this.ctx.network.targets;
-    const others = entries.some((e) => (e.minRegions ?? 1) > 1) && targets?.otherRegions ? await targets.otherRegions(signal) : [];
+    const others = entries.some((e) => (e.minRegions ?? 1) > 1) ? await otherRegions() : [];
     return sharedNeeds(entries, exceptCid, cids, this.ctx.store, others);
   }
 

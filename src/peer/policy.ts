@@ -19,7 +19,7 @@ import type { ChunkStore } from "./chunk-store.js";
 import type { TreeCids } from "./content-tree.js";
 import type { ProgressCallback } from "./progress.js";
 import { pinInRegion, type SharedNeeds } from "./pin-ledger.js";
-import { planRegions, type ReplicaPolicy } from "./region-spread.js";
+import { planRegions, type OtherRegions, type ReplicaPolicy } from "./region-spread.js";
 import { Replicator } from "./replicator.js";
 import type { ReplicaTarget, ReplicaTargets } from "./sources.js";
 
@@ -45,12 +45,19 @@ export interface PolicyHooks {
 }
 
 /** `needs`: what other content this home keeps pinned needs of these chunks (pin-ledger.ts); none is pinned lower than that. */
-export async function applyPolicy(tree: Pick<TreeCids, "cids" | "sealedSizes">, policy: ReplicaPolicy, deps: PolicyDeps, needs: SharedNeeds, hooks: PolicyHooks = {}): Promise<PolicyResult> {
+export async function applyPolicy(
+  tree: Pick<TreeCids, "cids" | "sealedSizes">,
+  policy: ReplicaPolicy,
+  deps: PolicyDeps,
+  needs: SharedNeeds,
+  otherRegions: OtherRegions,
+  hooks: PolicyHooks = {},
+): Promise<PolicyResult> {
   const { cids, sealedSizes } = tree;
-  const plan = await planRegions(deps.targets, policy, hooks.signal);
+  const plan = await planRegions(deps.targets, policy, otherRegions);
   const chosen = new Set(plan.map((s) => s.region));
   // Every other region is told: one that held a share under the old policy must hear that it no longer does.
-  const others = deps.targets.otherRegions ? await deps.targets.otherRegions(hooks.signal) : [];
+  const others = await otherRegions();
   const withdraw = others.filter((r) => !chosen.has(r));
   const totalBytes = sealedSizes.reduce((a, b) => a + b, 0);
 

@@ -49,17 +49,30 @@ export interface RegionShare {
   targets: ReplicaTargets;
 }
 
+/** The network's other regions nearest first, or none where only the home region is reachable. */
+export type OtherRegions = () => Promise<string[]>;
+
+/**
+ * The other regions, asked of the edge (a network read and a region
+ * summary) at most once however often one operation needs them: put, pin
+ * and unpin each need them to plan, to withdraw and to weigh shared chunks.
+ */
+export function otherRegionsOnce(targets: ReplicaTargets | undefined, signal?: AbortSignal): OtherRegions {
+  let asked: Promise<string[]> | null = null;
+  return () => (asked ??= targets?.otherRegions ? targets.otherRegions(signal) : Promise.resolve([]));
+}
+
 /**
  * The regions a policy uses and each one's share; throws a clear error when
  * the network has fewer regions than the policy asks (nothing is stored
  * yet at that point).
  */
-export async function planRegions(targets: ReplicaTargets, policy: ReplicaPolicy, signal?: AbortSignal): Promise<RegionShare[]> {
+export async function planRegions(targets: ReplicaTargets, policy: ReplicaPolicy, otherRegions: OtherRegions): Promise<RegionShare[]> {
   const shares = regionShares(policy);
   const plan: RegionShare[] = [{ region: null, replicas: shares[0], targets }];
   if (policy.minRegions === 1) return plan;
   if (!targets.otherRegions || !targets.inRegion) throw new ValidationError("min-regions needs the edge's directories of other regions, which this client cannot reach", "min_regions_unavailable");
-  const others = await targets.otherRegions(signal);
+  const others = await otherRegions();
   if (others.length < policy.minRegions - 1) {
     throw new ValidationError(`min-regions ${policy.minRegions} needs ${policy.minRegions} regions; the network has ${others.length + 1}`, "min_regions_unavailable");
   }
