@@ -92,7 +92,6 @@ export interface TransferServerEvents {
 }
 
 const CHUNK_PREFIX = "/v1/chunks/";
-const NO_SWARM = "no_swarm";
 /** Enough streams to fill a fast uplink (each one is a TCP flow), few enough that round-robin among requesters decides who gets it. */
 const DEFAULT_CONCURRENT_SENDS = 8;
 const MAX_SESSION_BODY_BYTES = 4096;
@@ -307,7 +306,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     const sinceText = new URLSearchParams(query).get("since") ?? "0";
     if (!/^\d{1,9}$/.test(sinceText)) throw new ValidationError("since must be a non-negative integer", "bad_since");
     const view = this.options.swarm?.view(key, Number(sinceText));
-    if (!view) throw new NotFoundError(NO_SWARM, "this peer is not downloading that file");
+    if (!view) throw new NotFoundError("no_swarm", "this peer is not downloading that file");
     sendJson(res, 200, view);
   }
 
@@ -361,9 +360,9 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     const code = known ? err.code : "internal_error";
     const message = known ? err.message : "the peer hit an unexpected error";
     this.counters.error(code);
-    // "Not downloading that file" is an answer, not a fault: every downloader of a file asks its seeds several times a
-    // second (swarm-watcher.ts), which would be a warning line per question in a seed's log.
-    if (code !== NO_SWARM) this.emit("warning", { code, message: known ? message : `${message}: ${err instanceof Error ? err.message : String(err)}`, status });
+    // A 404 ("not here": no such chunk, not downloading that file) is an answer, not a fault: every downloader of a file
+    // asks its seeds for their swarm view several times a second (swarm-watcher.ts), a warning line each in their logs.
+    if (status !== 404) this.emit("warning", { code, message: known ? message : `${message}: ${err instanceof Error ? err.message : String(err)}`, status });
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;

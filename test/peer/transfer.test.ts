@@ -414,12 +414,14 @@ describe("swarm views (GET /v1/swarm/:key)", () => {
     expect(put.status).toBe(405);
   });
 
-  it("answers 404 no_swarm on a server without a board (a one-shot process), without a warning: it is an answer, not a fault", async () => {
+  it("answers 404 no_swarm on a server without a board (a one-shot process); 404 answers are not warnings, faults are", async () => {
     const token = await sessionToken();
     const warnings: string[] = [];
     server.on("warning", (w) => warnings.push(w.code));
     const reply = await raw(url, "GET", "/v1/swarm/x", { authorization: `Bearer ${token}` });
     expect([reply.status, errorCode(reply)]).toEqual([404, "no_swarm"]);
+    const missing = await raw(url, "GET", `/v1/chunks/${cidOf(randomBytes(10))}`, { authorization: `Bearer ${token}` });
+    expect([missing.status, errorCode(missing)]).toEqual([404, "chunk_not_found"]);
     // A fault on the same server still warns.
     await raw(url, "GET", "/v1/swarm/x?since=-1", { authorization: `Bearer ${token}` });
     expect(warnings).toEqual(["bad_since"]);
