@@ -48,7 +48,7 @@ import { REPO_ROOT, spawnTsInNs, type NsProcess } from "./swarm/processes.js";
 import { writeRandomFile } from "../test/helpers/files.js";
 import { renderText, summarizeSystem, targetsOf, type Report, type RunRecord } from "./swarm/report.js";
 import { insideSandbox, RUN_ID_ENV, runInSandbox, sandboxAvailable, skipReason, watchLifeline } from "./swarm/sandbox.js";
-import { delayRecord, linkFraming, payloadShare, probeQdiscs, shapeTopology } from "./swarm/shaping.js";
+import { delayRecord, linkFraming, payloadShare, probeCongestionControl, probeQdiscs, shapeTopology } from "./swarm/shaping.js";
 import { buildTopology, hostByName, runPrefix, type HostSpec } from "./swarm/topology.js";
 
 const SWARM_DIR = join(REPO_ROOT, "bench", "swarm");
@@ -89,6 +89,8 @@ async function bench(flags: BenchFlags, runId: number): Promise<number> {
   const support = await probeQdiscs(`${prefix}probe`);
   const delay = delayRecord(flags.delayMs, support);
   log(`qdiscs: leaf ${support.leaf}; netem ${support.netem ? "available" : `unavailable (${support.netemError})`}; delay ${delay.note}`);
+  const congestionControl = await probeCongestionControl(`${prefix}ccprobe`, flags.tcpCongestionControl);
+  log(`TCP congestion control of the hosts: ${congestionControl.note}`);
 
   const peerNames = flags.upMbit.map((_, i) => `p${i + 1}`);
   const hosts: HostSpec[] = [
@@ -96,7 +98,7 @@ async function bench(flags: BenchFlags, runId: number): Promise<number> {
     { name: "pub", upMbit: flags.originRateMbit, downMbit: flags.originRateMbit },
     ...peerNames.map((name, i) => ({ name, upMbit: flags.upMbit[i], downMbit: flags.downMbit[i] })),
   ];
-  const topology = await buildTopology({ prefix, hosts });
+  const topology = await buildTopology({ prefix, hosts, tcpCongestionControl: flags.tcpCongestionControl.length > 0 ? congestionControl.applied : undefined });
   await shapeTopology(topology, support, delay);
   const origin = hostByName(topology, "origin");
   const pub = hostByName(topology, "pub");
@@ -235,7 +237,7 @@ async function bench(flags: BenchFlags, runId: number): Promise<number> {
     bound,
     payloadShare: share,
     rates: { sourceMbit: flags.originRateMbit, upMbit: flags.upMbit, downMbit: flags.downMbit },
-    shaping: { discipline: "htb", leaf: support.leaf, delay },
+    shaping: { discipline: "htb", leaf: support.leaf, delay, tcpCongestionControl: congestionControl },
     linkCheck,
     cliStartupSeconds: net?.cliStartupSeconds ?? null,
     ...(peercloud ? { peercloud } : {}),

@@ -9,6 +9,8 @@
  *   --file-mib M           file size (default 256)
  *   --runs K               runs; the figures are medians (default 3)
  *   --delay-ms D           one-way delay per host upload, where sch_netem exists (default 0)
+ *   --tcp-cc a,b,…|inherit the hosts' TCP congestion control: the first of these the kernel lets a
+ *                          network namespace use (default cubic,reno), or the machine's own
  *   --link-check-s S       seconds each link-check stream is measured, after a warm-up of a third of it (default 3)
  *   --only peercloud|http  one system only
  *   --chart PATH           the SVG (default bench-results/swarm-<time>.svg)
@@ -33,6 +35,8 @@ export interface BenchFlags {
   fileMib: number;
   runs: number;
   delayMs: number;
+  /** Congestion controls to try for the hosts, in order; empty = inherit the machine's default. */
+  tcpCongestionControl: string[];
   linkCheckSeconds: number;
   only: "peercloud" | "http" | null;
   chart: string | null;
@@ -81,6 +85,7 @@ export function parseFlags(argv: string[]): BenchFlags {
         "file-mib": { type: "string", default: "256" },
         runs: { type: "string", default: "3" },
         "delay-ms": { type: "string", default: "0" },
+        "tcp-cc": { type: "string", default: "cubic,reno" },
         "link-check-s": { type: "string", default: "3" },
         only: { type: "string" },
         chart: { type: "string" },
@@ -109,6 +114,10 @@ export function parseFlags(argv: string[]): BenchFlags {
   const delayMs = Number(delayRaw);
   if (delayRaw.trim() === "" || !Number.isFinite(delayMs) || delayMs < 0 || delayMs > 10_000)
     throw new FlagError(`--delay-ms must be a number of milliseconds from 0 to 10000, got ${JSON.stringify(delayRaw)}`);
+  const ccRaw = str("tcp-cc")!.trim();
+  const tcpCongestionControl = ccRaw === "inherit" ? [] : ccRaw.split(",").map((name) => name.trim());
+  if (ccRaw === "" || tcpCongestionControl.some((name) => !/^[a-z0-9_]{1,15}$/.test(name)))
+    throw new FlagError(`--tcp-cc must be "inherit" or a comma-separated list of congestion control names (e.g. cubic,reno), got ${JSON.stringify(ccRaw)}`);
   const linkCheckRaw = str("link-check-s")!;
   const linkCheckSeconds = Number(linkCheckRaw);
   if (linkCheckRaw.trim() === "" || !Number.isFinite(linkCheckSeconds) || linkCheckSeconds < 0.5 || linkCheckSeconds > 60)
@@ -126,6 +135,7 @@ export function parseFlags(argv: string[]): BenchFlags {
     fileMib,
     runs,
     delayMs,
+    tcpCongestionControl,
     linkCheckSeconds,
     only: (only as BenchFlags["only"]) ?? null,
     chart: chart ?? null,
@@ -151,6 +161,6 @@ export function capacityProblem(flags: BenchFlags): string | null {
 }
 
 export const USAGE = `usage: npm run bench:swarm -- [--peers N] [--rate-mbit R] [--rates a,b,…] [--down-rates a,b,…]
-       [--origin-rate-mbit R] [--file-mib M] [--runs K] [--delay-ms D] [--link-check-s S] [--only peercloud|http]
+       [--origin-rate-mbit R] [--file-mib M] [--runs K] [--delay-ms D] [--tcp-cc a,b,…|inherit] [--link-check-s S] [--only peercloud|http]
        [--chart PATH] [--json] [--keep] [--force] [--no-sandbox]
 Needs root (network namespaces, tc). See docs/operations.md "Swarm benchmark".`;

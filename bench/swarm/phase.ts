@@ -17,7 +17,7 @@
  */
 import { rm } from "node:fs/promises";
 import { CpuSampler, type CpuSummary } from "./cpu-sampler.js";
-import { readCounters, snapshotDelta, snapshotHosts, type InterfaceCounters } from "./counters.js";
+import { readHostsAtSwitch, snapshotDelta, snapshotHosts, type InterfaceCounters } from "./counters.js";
 import { spawnTsInNs, type NsProcess } from "./processes.js";
 import { shaperStats } from "./shaping.js";
 import type { Host, Topology } from "./topology.js";
@@ -61,6 +61,7 @@ export interface DownloaderOutcome {
   goLagMs: number;
   txBytes: number;
   rxBytes: number;
+  tcpRetransSegs: number;
   /** What the system itself reports (peercloud's GetResult: chunks from peers, cold…); informational only. */
   reported: Record<string, unknown>;
 }
@@ -89,6 +90,8 @@ export interface PhaseResult {
    * mid-run starvation, the tail) when the last completion exceeds T_min.
    */
   originUploadBySecond: number[];
+  /** The downloaders' receiving per second, all together, as a share of what their lines carry in payload (F/d_min binds as often as F/u_s). */
+  downloadersReceiveBySecond: number[];
 }
 
 export class PhaseError extends Error {
@@ -102,18 +105,28 @@ export class BitExactError extends PhaseError {
 
 const wallMs = () => performance.timeOrigin + performance.now();
 
-/** Reads the origin hosts' tx counters once a second (a read still running skips a tick rather than piling up). */
-class OriginUploadSampler {
-  private readonly samples: { atMs: number; txBytes: number }[] = [];
+/**
+ * Reads every host's counters once a second (a read still running skips a
+ * tick rather than piling up): the origin hosts' upload and the
+ * downloaders' receiving, each as a share of its lines' payload rate.
+ */
+class LineSampler {
+  private readonly samples: { atMs: number; originTx: number; downloadersRx: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | null = null;
-  private readonly hosts: Host[];
-  private readonly payloadBytesPerSecond: number;
+  private readonly topology: Topology;
+  private readonly origin: Host[];
+  private readonly downloaders: Host[];
+  private readonly originPayloadBytesPerSecond: number;
+  private readonly downloadPayloadBytesPerSecond: number;
 
   constructor(spec: PhaseSpec) {
-    this.hosts = spec.topology.hosts.filter((h) => spec.originHosts.includes(h.name));
-    const lineMbit = this.hosts.reduce((sum, h) => sum + spec.upMbit[h.name], 0);
-    this.payloadBytesPerSecond = (lineMbit * 1e6 * spec.payloadShare) / 8;
+    this.topology = spec.topology;
+    this.origin = spec.topology.hosts.filter((h) => spec.originHosts.includes(h.name));
+    this.downloaders = spec.downloaders.map((d) => d.host);
+    const payload = (mbit: number) => (mbit * 1e6 * spec.payloadShare) / 8;
+    this.originPayloadBytesPerSecond = payload(this.origin.reduce((sum, h) => sum + spec.upMbit[h.name], 0));
+    this.downloadPayloadBytesPerSecond = payload(this.downloaders.reduce((sum, h) => sum + h.downMbit, 0));
   }
 
   start(): void {
@@ -121,22 +134,31 @@ class OriginUploadSampler {
     this.timer = setInterval(() => this.tick(), 1000);
   }
 
-  async stop(): Promise<number[]> {
+  async stop(): Promise<{ originUploadBySecond: number[]; downloadersReceiveBySecond: number[] }> {
     clearInterval(this.timer);
     await this.reading;
-    const out: number[] = [];
+    const originUploadBySecond: number[] = [];
+    const downloadersReceiveBySecond: number[] = [];
     for (let i = 1; i < this.samples.length; i++) {
       const [a, b] = [this.samples[i - 1], this.samples[i]];
-      out.push((b.txBytes - a.txBytes) / ((b.atMs - a.atMs) / 1000) / this.payloadBytesPerSecond);
+      const seconds = (b.atMs - a.atMs) / 1000;
+      // A tick skipped (the machine was busy) makes a longer interval: its rate stands for each of its seconds.
+      for (let k = Math.max(1, Math.round(seconds)); k > 0; k--) {
+        originUploadBySecond.push((b.originTx - a.originTx) / seconds / this.originPayloadBytesPerSecond);
+        downloadersReceiveBySecond.push((b.downloadersRx - a.downloadersRx) / seconds / this.downloadPayloadBytesPerSecond);
+      }
     }
-    return out;
+    return { originUploadBySecond, downloadersReceiveBySecond };
   }
 
   private tick(): void {
     if (this.reading) return;
     const atMs = wallMs();
-    this.reading = Promise.all(this.hosts.map((h) => readCounters(h.ns, h.hostIf)))
-      .then((counters) => void this.samples.push({ atMs, txBytes: counters.reduce((sum, c) => sum + c.txBytes, 0) }))
+    this.reading = readHostsAtSwitch(this.topology)
+      .then((hosts) => {
+        const sum = (list: Host[], pick: (c: { txBytes: number; rxBytes: number }) => number) => list.reduce((total, h) => total + pick(hosts.get(h.name)!), 0);
+        this.samples.push({ atMs, originTx: sum(this.origin, (c) => c.txBytes), downloadersRx: sum(this.downloaders, (c) => c.rxBytes) });
+      })
       .catch(() => {})
       .finally(() => (this.reading = null));
   }
@@ -165,10 +187,10 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
     const before = await snapshotHosts(spec.topology);
     const cpu = new CpuSampler();
     cpu.start(spec.cpuGroups());
-    const origin = new OriginUploadSampler(spec);
+    const lines = new LineSampler(spec);
     const goAtMs = wallMs();
     for (const d of drivers) d.writeLine("go");
-    origin.start();
+    lines.start();
 
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -187,7 +209,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
     } finally {
       clearTimeout(timer);
     }
-    const originUploadBySecond = await origin.stop();
+    const { originUploadBySecond, downloadersReceiveBySecond } = await lines.stop();
     const after = await snapshotHosts(spec.topology);
     const cpuSummary = cpu.stop();
     const dropsAfter = await totalShaperDrops(spec.topology);
@@ -213,6 +235,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
         goLagMs: driverGoAtMs - goAtMs,
         txBytes: c.txBytes,
         rxBytes: c.rxBytes,
+        tcpRetransSegs: c.tcpRetransSegs,
         reported: (reported.result as Record<string, unknown> | undefined) ?? reported,
       };
     });
@@ -230,6 +253,7 @@ export async function runPhase(spec: PhaseSpec): Promise<PhaseResult> {
       shaperDrops: dropsAfter - dropsBefore,
       cpu: cpuSummary,
       originUploadBySecond,
+      downloadersReceiveBySecond,
     };
   } finally {
     await Promise.all(drivers.map((p) => p.stop(3000)));

@@ -5,7 +5,7 @@
 import type { DistributionBound } from "./bound.js";
 import type { LinkCheckResult } from "./link-check.js";
 import type { PhaseResult, SystemName } from "./phase.js";
-import type { DelayRecord, LeafQueue } from "./shaping.js";
+import type { CongestionControlRecord, DelayRecord, LeafQueue } from "./shaping.js";
 
 export const TARGET_RATIO_TO_TMIN = 1.15;
 export const TARGET_ORIGIN_EGRESS_RATIO = 1.2;
@@ -32,6 +32,8 @@ export interface PeerRow {
   completionSeconds: number;
   txBytes: number;
   rxBytes: number;
+  /** TCP segments the host sent again (counters.ts). */
+  tcpRetransSegs: number;
   /** Bytes sent / what its upload could carry over the phase. */
   uploadUtilisation: number;
 }
@@ -56,11 +58,13 @@ export interface SystemSummary {
   /** Per downloader, from the median run. */
   perPeer: PeerRow[];
   /** Bytes sent by each non-downloader host in the median run (origin, publisher), and its upload utilisation. */
-  originHosts: Record<string, { txBytes: number; uploadUtilisation: number }>;
+  originHosts: Record<string, { txBytes: number; tcpRetransSegs: number; uploadUtilisation: number }>;
   /** Shares of all cores used by the run's long-lived processes in the median run (edge, daemons, HTTP server). */
   cpuByGroup: Record<string, number>;
   /** Median run: origin upload per second as a share of its payload line rate (phase.ts). */
   originUploadBySecond: number[];
+  /** Median run: the downloaders' receiving per second as a share of their lines' payload rate (phase.ts). */
+  downloadersReceiveBySecond: number[];
 }
 
 export interface Report {
@@ -75,7 +79,7 @@ export interface Report {
   bound: DistributionBound;
   payloadShare: number;
   rates: { sourceMbit: number; upMbit: number[]; downMbit: number[] };
-  shaping: { discipline: "htb"; leaf: LeafQueue; delay: DelayRecord };
+  shaping: { discipline: "htb"; leaf: LeafQueue; delay: DelayRecord; tcpCongestionControl: CongestionControlRecord };
   linkCheck: LinkCheckResult;
   cliStartupSeconds: number | null;
   peercloud?: SystemSummary;
@@ -117,14 +121,22 @@ export function summarizeSystem(results: PhaseResult[], tMinSeconds: number, dow
       maxGoLagMs: Math.max(...r.downloaders.map((d) => d.goLagMs)),
     })),
     medianRun,
-    perPeer: m.downloaders.map((d) => ({ name: d.name, completionSeconds: d.completionSeconds, txBytes: d.txBytes, rxBytes: d.rxBytes, uploadUtilisation: m.uploadUtilisation[d.name] })),
+    perPeer: m.downloaders.map((d) => ({
+      name: d.name,
+      completionSeconds: d.completionSeconds,
+      txBytes: d.txBytes,
+      rxBytes: d.rxBytes,
+      tcpRetransSegs: d.tcpRetransSegs,
+      uploadUtilisation: m.uploadUtilisation[d.name],
+    })),
     originHosts: Object.fromEntries(
       Object.entries(m.hosts)
         .filter(([name]) => !downloaderNames.includes(name))
-        .map(([name, c]) => [name, { txBytes: c.txBytes, uploadUtilisation: m.uploadUtilisation[name] }]),
+        .map(([name, c]) => [name, { txBytes: c.txBytes, tcpRetransSegs: c.tcpRetransSegs, uploadUtilisation: m.uploadUtilisation[name] }]),
     ),
     cpuByGroup: m.cpu.byGroup,
     originUploadBySecond: m.originUploadBySecond,
+    downloadersReceiveBySecond: m.downloadersReceiveBySecond,
   };
 }
 
@@ -142,6 +154,8 @@ export function targetsOf(peercloud: SystemSummary | undefined): Report["targets
 
 const f = (n: number | null | undefined, digits = 1) => (n === null || n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(digits));
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)}`;
+/** Payload of one full TCP segment here (MTU 1500, timestamps on; shaping.ts): the bytes a resent segment repeats. */
+const TCP_MSS_BYTES = 1448;
 const pct = (share: number) => `${(share * 100).toFixed(0)} %`;
 
 function table(rows: string[][], align: ("l" | "r")[]): string[] {
@@ -166,7 +180,7 @@ export function renderText(r: Report): string {
       : `peers up ${r.rates.upMbit.join(",")} / down ${r.rates.downMbit.join(",")} Mbit/s`;
   out.push(`swarm benchmark, ${r.date}: ${r.peers} peers, file ${mib(r.fileBytes)} MiB, ${rateText}, source ${r.rates.sourceMbit} Mbit/s; median of ${r.runs} run(s)`);
   out.push(`code: ${r.code.commit ?? "unknown commit"}${r.code.modified.length ? ` + uncommitted changes in ${r.code.modified.join(", ")}` : ""}`);
-  out.push(`shaping: HTB + ${r.shaping.leaf} leaf on every host, both directions; delay: ${r.shaping.delay.note}`);
+  out.push(`shaping: HTB + ${r.shaping.leaf} leaf on every host, both directions; delay: ${r.shaping.delay.note}; TCP congestion control: ${r.shaping.tcpCongestionControl.note}`);
   out.push(
     `T_min (Kumar–Ross) = ${f(r.tMinSeconds)} s = max(F/u_s ${f(b.terms.sourceUploadSeconds)}, F/d_min ${f(b.terms.slowestDownloadSeconds)}, N·F/(u_s+Σu_i) ${f(b.terms.aggregateUploadSeconds)}) — binding: ${b.binding}; central-server minimum ${f(b.centralServerSeconds)} s; TCP payload ${(r.payloadShare * 100).toFixed(2)} % of line rate`,
   );
@@ -194,15 +208,15 @@ export function renderText(r: Report): string {
   row("max go lag, ms", (s) => f(Math.max(...s.perRun.map((p) => p.maxGoLagMs)), 1));
   out.push(...table(rows, ["l", ...systems.map(() => "r" as const)]));
   out.push("");
-  out.push("per host (median run; MiB from interface counters; up = sent / what the upload could carry until the last completion):");
-  const peerRows: string[][] = [["host", ...systems.flatMap((s) => [`${s} done, s`, "sent", "received", "up"])]];
+  out.push("per host (median run; MiB from interface counters; resent = TCP segments sent again × MSS; up = sent / what the upload could carry until the last completion):");
+  const peerRows: string[][] = [["host", ...systems.flatMap((s) => [`${s} done, s`, "sent", "resent", "received", "up"])]];
   const names = r[systems[0]]!.perPeer.map((p) => p.name);
   for (const name of names) {
     peerRows.push([
       name,
       ...systems.flatMap((s) => {
         const p = r[s]!.perPeer.find((x) => x.name === name)!;
-        return [f(p.completionSeconds), mib(p.txBytes), mib(p.rxBytes), pct(p.uploadUtilisation)];
+        return [f(p.completionSeconds), mib(p.txBytes), mib(p.tcpRetransSegs * TCP_MSS_BYTES), mib(p.rxBytes), pct(p.uploadUtilisation)];
       }),
     ]);
   }
@@ -212,16 +226,23 @@ export function renderText(r: Report): string {
       originLabel[host] ?? host,
       ...systems.flatMap((s) => {
         const o = r[s]!.originHosts[host];
-        return ["", mib(o?.txBytes ?? 0), "", o ? pct(o.uploadUtilisation) : "–"];
+        return ["", mib(o?.txBytes ?? 0), o ? mib(o.tcpRetransSegs * TCP_MSS_BYTES) : "–", "", o ? pct(o.uploadUtilisation) : "–"];
       }),
     ]);
   }
-  out.push(...table(peerRows, ["l", ...systems.flatMap(() => ["r", "r", "r", "r"] as const)]));
+  out.push(...table(peerRows, ["l", ...systems.flatMap(() => ["r", "r", "r", "r", "r"] as const)]));
   out.push("");
   out.push("origin upload over time (median run; % of its line's payload rate, mean of each 5 s):");
   for (const s of systems)
     out.push(
       `  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.originUploadBySecond)
+        .map((v) => String(Math.round(v * 100)).padStart(3))
+        .join(" ")}`,
+    );
+  out.push("downloaders' receiving over time (median run; all together, % of their lines' payload rate, mean of each 5 s):");
+  for (const s of systems)
+    out.push(
+      `  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.downloadersReceiveBySecond)
         .map((v) => String(Math.round(v * 100)).padStart(3))
         .join(" ")}`,
     );

@@ -29,6 +29,18 @@
  * upload leaf becomes `netem delay D` (one-way delay D per host egress, so
  * the RTT between two hosts is 2 D), otherwise the run records why no delay
  * was applied.
+ *
+ * TCP congestion control: a new network namespace inherits the machine's
+ * default, which on this VM is bbr. Tried here (see docs/operations.md),
+ * BBR v1 kept 8 loss-agnostic flows pushing into each downloader's 50 ms
+ * FIFO and resent ~9 % of the publisher's bytes; reno resent 0.5 %. The
+ * hosts stand for people's machines, whose systems default to a loss-based
+ * algorithm (cubic on Linux, Windows and macOS), so the bench gives them
+ * the first of `--tcp-cc` the kernel allows a namespace (an algorithm
+ * outside net.ipv4.tcp_allowed_congestion_control can only be chosen in
+ * the initial namespace; here that list is "reno bbr", so cubic falls back
+ * to reno, which behaves the same at these round-trip times), and records
+ * the choice.
  */
 import { run, tryRun } from "./command.js";
 import type { Host, Topology } from "./topology.js";
@@ -75,6 +87,39 @@ export async function probeQdiscs(scratchNs: string): Promise<QdiscSupport> {
     }
     const fqCodel = (await tryRun("tc", ["-n", scratchNs, "qdisc", "add", "dev", "lo", "root", "fq_codel"])) !== null;
     return { netem: netemError === null, netemError, leaf: fqCodel ? "fq_codel" : "bfifo" };
+  } finally {
+    await tryRun("ip", ["netns", "del", scratchNs]);
+  }
+}
+
+export interface CongestionControlRecord {
+  /** What --tcp-cc asked for, in order; empty = inherit. */
+  requested: string[];
+  /** What every host namespace uses. */
+  applied: string;
+  /** The default a new namespace inherits on this machine. */
+  machineDefault: string;
+  note: string;
+}
+
+/** Finds the first of `wanted` a fresh namespace accepts (in a scratch namespace, deleted after). */
+export async function probeCongestionControl(scratchNs: string, wanted: string[]): Promise<CongestionControlRecord> {
+  await run("ip", ["netns", "add", scratchNs]);
+  try {
+    const key = "net.ipv4.tcp_congestion_control";
+    const machineDefault = (await run("ip", ["netns", "exec", scratchNs, "sysctl", "-n", key])).trim();
+    if (wanted.length === 0) return { requested: [], applied: machineDefault, machineDefault, note: `${machineDefault} (inherited from the machine)` };
+    const refused: string[] = [];
+    for (const name of wanted) {
+      if ((await tryRun("ip", ["netns", "exec", scratchNs, "sysctl", "-qw", `${key}=${name}`])) !== null) {
+        const note = `${name}${refused.length > 0 ? ` (${refused.join(", ")} not allowed in a namespace here)` : ""}; machine default ${machineDefault}`;
+        return { requested: wanted, applied: name, machineDefault, note };
+      }
+      refused.push(name);
+    }
+    throw new Error(
+      `none of the congestion controls ${wanted.join(", ")} can be used in a network namespace here (allowed: ${(await run("sysctl", ["-n", "net.ipv4.tcp_allowed_congestion_control"])).trim()}); pass --tcp-cc inherit or another list`,
+    );
   } finally {
     await tryRun("ip", ["netns", "del", scratchNs]);
   }

@@ -97,18 +97,20 @@ export async function removeStaleNamespaces(): Promise<string[]> {
   return removed;
 }
 
-async function addNamespace(ns: string): Promise<void> {
+async function addNamespace(ns: string, tcpCongestionControl?: string): Promise<void> {
   await run("ip", ["netns", "add", ns]);
   await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
   await run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+  if (tcpCongestionControl) await run("ip", ["netns", "exec", ns, "sysctl", "-qw", `net.ipv4.tcp_congestion_control=${tcpCongestionControl}`]);
 }
 
 /**
  * Builds the switch and the hosts (addresses `<subnet>.1`, `.2`, … in the
- * order given). On failure, whatever was made is removed before the error
- * propagates.
+ * order given), each host's TCP using `tcpCongestionControl` when given
+ * (the switch terminates no TCP). On failure, whatever was made is removed
+ * before the error propagates.
  */
-export async function buildTopology(options: { prefix: string; subnet?: string; hosts: HostSpec[] }): Promise<Topology> {
+export async function buildTopology(options: { prefix: string; subnet?: string; hosts: HostSpec[]; tcpCongestionControl?: string }): Promise<Topology> {
   const subnet = options.subnet ?? "10.77.0";
   if (options.hosts.length > 250) throw new RangeError(`at most 250 hosts fit in ${subnet}.0/24`);
   const names = new Set<string>();
@@ -123,7 +125,7 @@ export async function buildTopology(options: { prefix: string; subnet?: string; 
     await run("ip", ["-n", topology.switchNs, "link", "set", BRIDGE, "up"]);
     for (const [i, spec] of options.hosts.entries()) {
       const host: Host = { ...spec, ns: `${options.prefix}${spec.name}`, ip: `${subnet}.${i + 1}`, hostIf: HOST_IF, switchIf: `v-${spec.name}` };
-      await addNamespace(host.ns);
+      await addNamespace(host.ns, options.tcpCongestionControl);
       topology.hosts.push(host);
       // Created from inside the switch namespace with the peer end moved straight into the host's: never in the root namespace.
       await run("ip", ["-n", topology.switchNs, "link", "add", host.switchIf, "type", "veth", "peer", "name", host.hostIf, "netns", host.ns]);

@@ -138,12 +138,19 @@ describe.skipIf(reason !== null)("npm run bench:swarm, smallest real run", () =>
     expect(report).toMatchObject({ benchmark: "swarm", fileBytes: F, peers: 2 });
     expect(report.tMinSeconds).toBeGreaterThan(0);
     expect(report.linkCheck.ok).toBe(true);
+    // The hosts' TCP runs what was asked (the first of cubic,reno a namespace may use), and the record says so.
+    const cc = report.shaping.tcpCongestionControl;
+    expect(cc.requested).toEqual(["cubic", "reno"]);
+    expect(["cubic", "reno"]).toContain(cc.applied);
     for (const system of ["peercloud", "http"]) {
       const s = report[system];
       for (const key of ["lastCompletionSeconds", "ratioToTMin", "originEgressRatio", "cpuSaturatedShare"]) expect(typeof s[key], `${system}.${key}`).toBe("number");
       // A run cannot beat the bound, and every peer received at least the file (counted by the kernel, not by the programs).
       expect(s.lastCompletionSeconds).toBeGreaterThan(report.tMinSeconds);
       for (const p of s.perPeer) expect(p.rxBytes).toBeGreaterThanOrEqual(F);
+      // The receiving timeline covers the phase and says the downlinks carried something.
+      expect(s.downloadersReceiveBySecond.length).toBeGreaterThan(0);
+      expect(Math.max(...s.downloadersReceiveBySecond)).toBeGreaterThan(0);
     }
     // The central server sends every peer its own copy.
     expect(report.http.originEgressRatio).toBeGreaterThanOrEqual(2);
