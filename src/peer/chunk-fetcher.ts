@@ -8,8 +8,8 @@
  *
  * The loop is event-driven: every finished lookup, request or sink wakes it,
  * it asks the scheduler what to start, and sleeps until the next event. It
- * never polls and never sleeps on a timer (the only timer is the request
- * timeout). Remote misbehaviour (errors, wrong bytes, hangs) is recorded and
+ * never polls and never sleeps on a timer (the only timers are the request
+ * timeout and the end of a seed's referral to the swarm, super-seed.ts). Remote misbehaviour (errors, wrong bytes, hangs) is recorded and
  * penalised by the scheduler, never thrown. A chunk for which every option
  * is exhausted fails the run — after every other chunk has been fetched
  * (so a re-run needs only the missing ones), or in ordered mode once every
@@ -34,6 +34,7 @@ import { coldSource, type Announcer, type ChunkSource, type ColdStore, type Prov
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
 import { SwarmWatcher } from "./swarm-watcher.js";
+import { SwarmDeferral } from "./super-seed.js";
 import { abortable } from "../core/abort.js";
 
 /** Id of this peer's own store as a source. */
@@ -111,6 +112,8 @@ export class ChunkUnavailableError extends PeercloudError {
 }
 
 const CANCELLED = Symbol("cancelled");
+/** Shortest wait after a seed's referral to the swarm before asking it again, whatever it said: no busy loop of refusals. */
+const MIN_DEFERRAL_MS = 100;
 
 interface PieceLog {
   providersSeen: number;
@@ -143,6 +146,8 @@ export class ChunkFetcher {
   private flushing: Promise<void> = Promise.resolve();
   /** This fetch's progress as other swarm members see it (null outside a swarm). */
   private readonly swarm: SwarmProgress | null = null;
+  /** Seeds' referrals to the swarm, each ending at its timer (super-seed.ts). */
+  private readonly deferralTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly pieces: readonly FetchPiece[],
@@ -201,6 +206,7 @@ export class ChunkFetcher {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.ending.abort(this.fatal ?? CANCELLED);
+      for (const timer of this.deferralTimers) clearTimeout(timer);
       for (const controller of this.controllers.values()) controller.abort(CANCELLED);
       while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
       this.reportRegionQuality();
@@ -298,13 +304,27 @@ export class ChunkFetcher {
     let bytes: Uint8Array;
     const startMs = performance.now();
     let firstByteMs: number | undefined;
+    const deferToSwarm = swarm !== null && source.kind === "peer" && this.scheduler.asksSeedInSwarm(sourceId);
     try {
       bytes = await abortable(
-        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs)),
+        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs), deferToSwarm ? { deferToSwarm } : undefined),
         controller.signal,
       );
     } catch (error) {
       swarm?.ended(piece);
+      if (error instanceof SwarmDeferral && !controller.signal.aborted) {
+        this.scheduler.requestFailed(piece, sourceId, "deferred", performance.now());
+        const timer = setTimeout(
+          () => {
+            this.deferralTimers.delete(timer);
+            this.scheduler.deferralEnded(piece, sourceId);
+            this.wake();
+          },
+          Math.max(MIN_DEFERRAL_MS, error.retryAfterMs),
+        );
+        this.deferralTimers.add(timer);
+        return;
+      }
       const cancelled = controller.signal.aborted && controller.signal.reason === CANCELLED;
       this.scheduler.requestFailed(piece, sourceId, cancelled ? "cancelled" : isNotFound(error) ? "absent" : "error", performance.now());
       if (!cancelled) this.noteError(piece, source, error);

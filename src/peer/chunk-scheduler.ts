@@ -54,6 +54,11 @@
  *   finished downloaders, every source without a view — then send only
  *   what no leecher can, so the publisher's uplink carries each piece
  *   about once. Endgame duplicates, too, go only to leechers while there are any.
+ *   Requests to seeds while leechers exist say so (`asksSeedInSwarm`), and a
+ *   seed that just sent the piece to another member refers this one to the
+ *   swarm (super-seed.ts): the piece then *waits* — not asked of that seed,
+ *   not looked up again, not failed — until `deferralEnded` (the seed's
+ *   window is over) or another holder shows up.
  *   Ties in rarest first are broken by a per-download random order
  *   (`tieBreakSeed`), so concurrent downloaders start on different pieces.
  * - **Endgame** (BitTorrent "endgame mode"): once every unfinished piece has
@@ -123,6 +128,8 @@ interface Attempt {
   count: number;
   /** Never ask this source for this piece again (it sent wrong bytes, or does not have it). */
   final: boolean;
+  /** The source referred this piece to the swarm (super-seed.ts): not asked again until deferralEnded. */
+  deferred?: boolean;
 }
 
 interface Piece {
@@ -161,6 +168,8 @@ export class ChunkScheduler {
   private readonly pendingElsewhere: Uint16Array;
   /** Sources whose swarm view says they are still downloading. */
   private readonly leechers = new Set<string>();
+  /** (piece, source) referrals to the swarm not yet ended (deferralEnded). */
+  private deferrals = 0;
   /** For the delivery-time estimates: bytes and pieces received so far. */
   private deliveredBytes = 0;
   private deliveredPieces = 0;
@@ -345,11 +354,35 @@ export class ChunkScheduler {
     const p = this.piece(piece);
     this.endRequest(p, sourceId);
     this.sources.ended(sourceId, { ok: false, reason, atMs });
-    if (reason === "corrupt" || reason === "absent") p.attempts.get(sourceId)!.final = true;
+    const attempt = p.attempts.get(sourceId)!;
+    if (reason === "corrupt" || reason === "absent") attempt.final = true;
+    if (reason === "deferred") {
+      // A referral is no attempt: the source may be asked again (maxAttemptsPerSource) once its window is over.
+      attempt.count--;
+      attempt.deferred = true;
+      this.deferrals++;
+    }
     if (p.state === "ready" && p.requests.size === 0) {
       this.active.delete(piece);
       this.ready.add(piece);
     }
+  }
+
+  /** The seed that referred `piece` to the swarm (requestFailed "deferred") may be asked for it again. */
+  deferralEnded(piece: number, sourceId: string): void {
+    const attempt = this.piece(piece).attempts.get(sourceId);
+    if (!attempt?.deferred) return;
+    attempt.deferred = false;
+    this.deferrals--;
+  }
+
+  /**
+   * Whether a request to `sourceId` should offer to wait for the swarm
+   * instead (super-seed.ts): it is a seed (no swarm view says it is still
+   * downloading) and other downloaders are in progress to get pieces from.
+   */
+  asksSeedInSwarm(sourceId: string): boolean {
+    return this.leechers.size > 0 && !this.leechers.has(sourceId);
   }
 
   /** The piece's bytes were written (or emitted): its memory unit is free. */
@@ -362,8 +395,9 @@ export class ChunkScheduler {
     this.advanceHead();
   }
 
-  /** Some ready piece waits for another downloader to finish fetching it (see "Swarm views"). */
+  /** Some ready piece waits for another downloader to finish fetching it, or for a seed's referral to end (see "Swarm views"). */
   hasDeferred(): boolean {
+    if (this.deferrals > 0) return true;
     for (const piece of this.ready) if (this.isDeferred(piece)) return true;
     return false;
   }
@@ -438,6 +472,8 @@ export class ChunkScheduler {
     const eligible = p.candidates.filter((id) => this.eligible(p, id));
     if (eligible.length > 0) return this.best(p, this.preferLeechers(eligible)) ?? "wait";
     if (p.requests.size > 0) return "wait";
+    // A seed sent it to another member: that member's view, or the end of the referral, brings it.
+    for (const attempt of p.attempts.values()) if (attempt.deferred) return "wait";
     if (p.candidates.length > 0 && p.lookups < this.o.maxLookupsPerPiece) return "relookup";
     if (this.o.hasCold && this.eligible(p, COLD_SOURCE_ID)) return this.best(p, [COLD_SOURCE_ID]) ?? "wait";
     return "failed";
@@ -453,7 +489,7 @@ export class ChunkScheduler {
   private eligible(p: Piece, id: string): boolean {
     if (this.sources.isBanned(id) || p.requests.has(id)) return false;
     const attempt = p.attempts.get(id);
-    return !attempt || (!attempt.final && attempt.count < this.o.maxAttemptsPerSource);
+    return !attempt || (!attempt.final && !attempt.deferred && attempt.count < this.o.maxAttemptsPerSource);
   }
 
   /**

@@ -10,8 +10,9 @@
  *   `banAfterConsecutiveFailures` errors in a row, and the source is not
  *   asked again in this download (BitTorrent clients do the same with peers
  *   that fail hash checks: "snubbing" and banning).
- * - "absent" (the source does not hold the chunk) and "cancelled" (we
- *   aborted the request, e.g. the endgame loser) are no misbehaviour and
+ * - "absent" (the source does not hold the chunk), "cancelled" (we
+ *   aborted the request, e.g. the endgame loser) and "deferred" (a seed sent
+ *   us to the swarm for that piece, super-seed.ts) are no misbehaviour and
  *   cost nothing.
  * - An in-flight cap per source (`perSourceInFlight`; the cold store has its
  *   own, `coldInFlight`).
@@ -30,7 +31,7 @@
  */
 
 export type SourceKind = "peer" | "r2" | "local";
-export type FailureReason = "error" | "corrupt" | "absent" | "cancelled";
+export type FailureReason = "error" | "corrupt" | "absent" | "cancelled" | "deferred";
 
 export interface SourceStats {
   id: string;
@@ -41,6 +42,8 @@ export interface SourceStats {
   failures: number;
   corruptions: number;
   cancelled: number;
+  /** Requests this seed referred to the swarm (super-seed.ts). */
+  deferred: number;
   score: number;
   banned: boolean;
   /** Moving-average delivery rate to this downloader, bytes/s; null until a request succeeded. */
@@ -106,6 +109,7 @@ export class SourceScores {
       failures: 0,
       corruptions: 0,
       cancelled: 0,
+      deferred: 0,
       score: 1,
       banned: false,
       consecutiveFailures: 0,
@@ -201,6 +205,9 @@ export class SourceScores {
     switch (outcome.reason) {
       case "cancelled":
         s.cancelled++;
+        return;
+      case "deferred":
+        s.deferred++;
         return;
       case "absent":
         return;

@@ -28,8 +28,12 @@ export interface ChunkSource {
   readonly kind: SourceKind;
   /** The region the directory placed this peer in, when known (for the region-quality estimates). */
   readonly region?: string;
-  /** The sealed bytes, unverified. `onFirstByte`, when the source is remote, marks the answer's arrival (round-trip measurement). */
-  fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void): Promise<Uint8Array>;
+  /**
+   * The sealed bytes, unverified. `onFirstByte`, when the source is remote, marks the answer's arrival (round-trip
+   * measurement). `deferToSwarm`: the download can get the chunk from its swarm instead, and a seed that just sent
+   * it to another member may refuse with a SwarmDeferral (super-seed.ts); sources that cannot refuse ignore it.
+   */
+  fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void, options?: { deferToSwarm?: boolean }): Promise<Uint8Array>;
   /** The source's swarm view of a file (swarm.ts), unverified; null when it has none. Peers only. */
   swarmView?(key: string, since: number, signal: AbortSignal): Promise<unknown>;
 }

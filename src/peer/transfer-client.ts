@@ -13,7 +13,8 @@
  * Failures are typed so the download scheduler can penalise and retry
  * elsewhere: `peer_unreachable` (no connection), `chunk_not_found` (404),
  * `session_refused` (the peer rejected our certificate), `transfer_failed`
- * (anything else, with the cause and the peer's error code). The CID is not
+ * (anything else, with the cause and the peer's error code); a seed's
+ * referral to the swarm is a SwarmDeferral (super-seed.ts). The CID is not
  * verified here: the scheduler does it so it knows which source to blame.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
@@ -23,6 +24,7 @@ import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { SWARM_PATH_PREFIX } from "./swarm.js";
+import { DEFER_HEADER, DEFER_TO_SWARM, SENT_TO_SWARM, SwarmDeferral } from "./super-seed.js";
 import { abortable } from "../core/abort.js";
 
 export type TransferErrorCode = "peer_unreachable" | "chunk_not_found" | "session_refused" | "transfer_failed";
@@ -108,12 +110,20 @@ export class TransferClient {
     this.now = options.now ?? Date.now;
   }
 
-  /** The sealed chunk `cid` from the peer at `peerAddress` (e.g. "http://10.0.0.2:7070"). */
-  async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
+  /**
+   * The sealed chunk `cid` from the peer at `peerAddress` (e.g. "http://10.0.0.2:7070").
+   * `deferToSwarm`: this download can get the chunk from its swarm instead, so a seed that just sent it to
+   * another member may refuse (rejects with SwarmDeferral; super-seed.ts).
+   */
+  async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number; deferToSwarm?: boolean } = {}): Promise<Uint8Array> {
     const path = chunkPath(cid);
     const maxBytes = Math.min(options.maxBytes ?? this.maxChunkBytes, this.maxChunkBytes);
     const reply = await this.counted(() =>
-      this.withSession(peerAddress, options.signal, (peer, token) => this.send(peer, "GET", path, { authorization: `Bearer ${token}` }, undefined, options.signal, maxBytes, options.onResponse)),
+      this.withSession(peerAddress, options.signal, (peer, token) => {
+        const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+        if (options.deferToSwarm) headers[DEFER_HEADER] = DEFER_TO_SWARM;
+        return this.send(peer, "GET", path, headers, undefined, options.signal, maxBytes, options.onResponse);
+      }),
     );
     const body = reply.body;
     return new Uint8Array(body.buffer, body.byteOffset, body.length);
@@ -224,6 +234,7 @@ export class TransferClient {
         continue;
       }
       if (reply.status === 404 && remote.code !== "not_found") throw new TransferError("chunk_not_found", peer.origin, remote.message ?? "chunk not found", { status: 404, remoteCode: remote.code });
+      if (reply.status === 409 && remote.code === SENT_TO_SWARM) throw new SwarmDeferral(peer.origin, remote.retryAfterMs ?? 0, remote.message ?? "sent to another swarm member");
       throw new TransferError("transfer_failed", peer.origin, `HTTP ${reply.status}${remote.code ? ` ${remote.code}` : ""}: ${remote.message ?? "request failed"}`, {
         status: reply.status,
         remoteCode: remote.code,
@@ -413,9 +424,14 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
-function remoteError(reply: Reply): { code: string | null; message: string | null } {
-  const parsed = parseJson(reply.body) as { error?: { code?: unknown; message?: unknown } } | null;
+/** Longest wait a seed's referral to the swarm is taken at its word (super-seed.ts): a remote peer must not park a piece for long. */
+const MAX_RETRY_AFTER_MS = 30_000;
+
+function remoteError(reply: Reply): { code: string | null; message: string | null; retryAfterMs: number | null } {
+  const parsed = parseJson(reply.body) as { error?: { code?: unknown; message?: unknown; details?: { retryAfterMs?: unknown } } } | null;
   const code = typeof parsed?.error?.code === "string" ? parsed.error.code.slice(0, 64) : null;
   const message = typeof parsed?.error?.message === "string" ? parsed.error.message.slice(0, 300) : null;
-  return { code, message };
+  const retry = parsed?.error?.details?.retryAfterMs;
+  const retryAfterMs = typeof retry === "number" && Number.isFinite(retry) ? Math.min(Math.max(0, Math.ceil(retry)), MAX_RETRY_AFTER_MS) : null;
+  return { code, message, retryAfterMs };
 }

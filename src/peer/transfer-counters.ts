@@ -19,7 +19,7 @@ export interface TransferStats {
   bytesReceived: number;
   /** GETs streaming and PUTs receiving right now. */
   activeTransfers: number;
-  /** Failed requests by error code (e.g. chunk_not_found, bad_session, aborted). */
+  /** Failed requests by error code (e.g. chunk_not_found, bad_session, aborted; sent_to_swarm: refusals of super-seed.ts). */
   errors: Record<string, number>;
   /** Bytes served to each peer (node ID), for the most recent `maxPeers` peers served. */
   servedBytesByPeer: Record<string, number>;

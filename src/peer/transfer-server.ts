@@ -5,6 +5,7 @@
  *
  *   POST /v1/session       signed request (src/core/signed-request.ts) → { token, expiresAtMs }
  *   GET  /v1/chunks/:cid   Bearer session → the sealed chunk, streamed from the store
+ *                          (409 sent_to_swarm: see super-seed.ts)
  *   HEAD /v1/chunks/:cid   Bearer session → existence and Content-Length
  *   PUT  /v1/chunks/:cid   Bearer session with role publisher or service → store a pinned replica
  *   GET  /v1/swarm/:key    Bearer session → this peer's progress on a file it downloads (swarm.ts)
@@ -34,6 +35,7 @@ import { NonceCache } from "./nonce-cache.js";
 import type { UploadLimiter } from "./upload-limiter.js";
 import { checkSwarmKey, SWARM_PATH_PREFIX, type SwarmBoard } from "./swarm.js";
 import { SessionTokens, type SessionClaims } from "./session-token.js";
+import { DEFAULT_SUPER_SEED_WINDOW_MS, DEFER_HEADER, DEFER_TO_SWARM, RecentSends, SENT_TO_SWARM } from "./super-seed.js";
 import { TransferCounters, type TransferStats } from "./transfer-counters.js";
 import { declaredLength, headerValue, HttpMethodError, JSON_TYPE, readSmallBody, safeDeclaredLength, sendJson } from "./transfer-http.js";
 
@@ -72,6 +74,8 @@ export interface TransferServerOptions {
   maxConcurrentSends?: number;
   /** This peer's downloads, shown to the other members of their swarms. Absent: GET /v1/swarm answers 404. */
   swarm?: SwarmBoard;
+  /** How long after sending a chunk to a swarm member other members asking for it are sent to the swarm (super-seed.ts). Default 8 s; 0: never. */
+  superSeedWindowMs?: number;
   now?: () => number;
 }
 
@@ -108,6 +112,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private readonly sessionTtlMs: number;
   private boundPort: number | null = null;
   private readonly sendQueue: FairServeQueue | null;
+  private readonly recentSends: RecentSends | null;
 
   constructor(private readonly options: TransferServerOptions) {
     super();
@@ -119,6 +124,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     this.nonces = new NonceCache(options.maxRememberedNonces ?? 100_000);
     const sends = options.maxConcurrentSends ?? DEFAULT_CONCURRENT_SENDS;
     this.sendQueue = sends > 0 ? new FairServeQueue(sends) : null;
+    const superSeedWindowMs = options.superSeedWindowMs ?? DEFAULT_SUPER_SEED_WINDOW_MS;
+    this.recentSends = superSeedWindowMs > 0 ? new RecentSends(superSeedWindowMs) : null;
     const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
     this.server = createServer(
       {
@@ -208,7 +215,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       if (!path.startsWith(CHUNK_PREFIX)) throw new NotFoundError("not_found", `no route for ${req.method} ${path.slice(0, 100)}`);
       const claims = this.authenticate(req);
       const { cid } = parseCid(path.slice(CHUNK_PREFIX.length));
-      if (req.method === "GET") return await this.serveChunk(res, cid, claims);
+      if (req.method === "GET") return await this.serveChunk(res, cid, claims, this.recentSends !== null && headerValue(req, DEFER_HEADER) === DEFER_TO_SWARM);
       if (req.method === "HEAD") return this.headChunk(res, cid);
       if (req.method === "PUT") return await this.receiveChunk(req, res, cid, claims);
       throw new HttpMethodError("GET, HEAD, PUT");
@@ -249,7 +256,9 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     sendJson(res, 200, { token, expiresAtMs: nowMs + ttlMs });
   }
 
-  private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims): Promise<void> {
+  private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
+    // Asked before queueing and again once a slot is free: the queue wait is when another member's copy usually starts.
+    if (swarmMember && this.referToSwarm(res, cid, claims.nodeId)) return;
     // The slot first, then the file: a waiting request holds no descriptor. A reader that leaves while waiting frees its place.
     let release: (() => void) | null = null;
     if (this.sendQueue) {
@@ -265,15 +274,33 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       }
     }
     try {
-      await this.streamChunk(res, cid, claims);
+      if (swarmMember && this.referToSwarm(res, cid, claims.nodeId)) return;
+      await this.streamChunk(res, cid, claims, swarmMember);
     } finally {
       release?.();
     }
   }
 
-  private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims): Promise<void> {
+  /** Answers 409 sent_to_swarm when another swarm member is getting `cid` from here right now (super-seed.ts). */
+  private referToSwarm(res: ServerResponse, cid: string, nodeId: string): boolean {
+    const refusal = this.recentSends!.refusal(cid, nodeId, this.now());
+    if (!refusal) return false;
+    this.counters.error(SENT_TO_SWARM);
+    // An answer, not a fault: no warning (see fail()).
+    sendJson(res, 409, {
+      error: {
+        code: SENT_TO_SWARM,
+        message: `${cid} went to swarm member ${refusal.sentTo} moments ago; get it from there, or from here after ${refusal.retryAfterMs} ms`,
+        details: { sentTo: refusal.sentTo, retryAfterMs: refusal.retryAfterMs },
+      },
+    });
+    return true;
+  }
+
+  private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
     const read = await this.options.store.openRead(cid);
     if (!read) throw new NotFoundError("chunk_not_found", `this peer does not hold ${cid}`);
+    if (swarmMember) this.recentSends!.record(cid, claims.nodeId, this.now());
     const bytes = read.end - read.start;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
     this.counters.activeTransfers++;
@@ -285,6 +312,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       await sending;
     } catch {
       // The reader went away mid-chunk: pipeline already closed the file and the socket.
+      if (swarmMember) this.recentSends!.forget(cid, claims.nodeId);
       this.counters.error("aborted");
       this.emit("warning", { code: "aborted", message: `${claims.nodeId} stopped reading ${cid} mid-transfer`, status: 499 });
       return;

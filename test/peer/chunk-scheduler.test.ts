@@ -313,6 +313,38 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "origin", duplicate: false }]);
   });
 
+  it("a seed's referral to the swarm makes the piece wait (no re-lookup, no cold, no failure, no attempt used) until the swarm has it or the referral ends", () => {
+    const s = ready(2, () => ["origin"], { windowChunks: 8, perSourceInFlight: 4, endgame: false, hasCold: true, maxAttemptsPerSource: 1 });
+    s.addSource("peer-b", "peer");
+    s.setLeecher("peer-b", true);
+    expect(s.asksSeedInSwarm("origin")).toBe(true);
+    expect(s.asksSeedInSwarm("peer-b")).toBe(false);
+    const first = s.nextRequests();
+    expect(first.map((a) => `${a.piece}@${a.sourceId}`).sort()).toEqual(["0@origin", "1@origin"]);
+    s.requestFailed(0, "origin", "deferred");
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.nextLookups()).toEqual([]);
+    expect(s.failedPieces()).toEqual([]);
+    expect(s.hasDeferred()).toBe(true);
+    expect(s.sourceStats().find((x) => x.id === "origin")).toMatchObject({ deferred: 1, failures: 0, score: 1 });
+    // The member it went to shows it: asked there.
+    s.addCandidate(0, "peer-b");
+    const fromSwarm = s.nextRequests();
+    expect(fromSwarm).toEqual([{ piece: 0, sourceId: "peer-b", duplicate: false }]);
+    succeed(s, fromSwarm[0]);
+    s.deferralEnded(0, "origin"); // its timer, later: harmless for a piece already done
+    // Piece 1: referred too, and nobody shows it; when the referral ends the origin is asked again, although
+    // maxAttemptsPerSource is 1 (a referral is no attempt).
+    s.requestFailed(1, "origin", "deferred");
+    expect(s.nextRequests()).toEqual([]);
+    s.deferralEnded(1, "origin");
+    expect(s.hasDeferred()).toBe(false);
+    expect(s.nextRequests()).toEqual([{ piece: 1, sourceId: "origin", duplicate: false }]);
+    // With no leecher left, nothing is a seed in a swarm any more.
+    s.setLeecher("peer-b", false);
+    expect(s.asksSeedInSwarm("origin")).toBe(false);
+  });
+
   it("stops deferring when the other downloader is forgotten", () => {
     const s = ready(1, () => ["origin"], { endgame: false });
     s.addSource("peer-b", "peer");

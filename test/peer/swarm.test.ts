@@ -56,7 +56,7 @@ interface Peer {
   board: SwarmBoard;
 }
 
-async function makeNetwork(label: string, uploadLimited: string) {
+async function makeNetwork(label: string, uploadLimited: string, serverOptions: { superSeedWindowMs?: number } = {}) {
   const network = await generateIdentity();
   const networkId = await nodeIdFromPublicKey(network.publicKey);
   const certify = (identity: Identity) =>
@@ -89,6 +89,7 @@ async function makeNetwork(label: string, uploadLimited: string) {
       networkPublicKey: network.publicKey,
       host: "127.0.0.1",
       swarm: board,
+      ...serverOptions,
       ...(name === uploadLimited ? { uploadLimiter: new UploadLimiter({ bytesPerSecond: PUBLISHER_BYTES_PER_SECOND }) } : {}),
     });
     const { url } = await server.listen();
@@ -106,7 +107,7 @@ async function makeNetwork(label: string, uploadLimited: string) {
         out.push({
           id,
           kind: "peer",
-          fetch: (c, signal) => self.client.getChunk(holder.url, c, { signal }),
+          fetch: (c, signal, _onFirstByte, options) => self.client.getChunk(holder.url, c, { signal, deferToSwarm: options?.deferToSwarm }),
           swarmView: (key, since, signal) => self.client.swarmView(holder.url, key, since, { signal }),
         });
       }
@@ -179,6 +180,42 @@ describe("swarm", () => {
     expect(swarm.fromPublisher).toBeLessThanOrEqual(1.5 * swarm.sealedBytes);
     expect(swarm.fromDownloaders).toBeGreaterThanOrEqual((DOWNLOADERS - 1.5) * swarm.sealedBytes);
   }, 120_000);
+});
+
+describe("super-seeding", () => {
+  it("a downloader referred to a member that never passes the pieces on still finishes, from the seed once the referral ends", async () => {
+    const net = await makeNetwork("ghost", "none", { superSeedWindowMs: 2_000 });
+    try {
+      const publisher = await net.addPeer("publisher");
+      // ~16 pieces: the first requests may leave before the ghost's view arrives (no referral possible), the rest after.
+      const data = randomBytes(4 * MiB);
+      const source = join(root, "ghost.bin");
+      await writeFile(source, data);
+      const put = await putPath(source, { chunker: CHUNKER }, { store: publisher.store, convergenceSecret: new Uint8Array(32).fill(9) });
+      const cids = Array.from(publisher.store.list(), (c) => c.cid);
+      net.announce(publisher.id, cids);
+      // The ghost: a member that says it is downloading the file (its view: a leecher holding nothing) and takes
+      // every chunk from the seed as a swarm member, but never stores or lists any of them.
+      const ghost = await net.addPeer("ghost");
+      ghost.board.open(put.cid, put.chunks);
+      net.announce(ghost.id, [put.cid]);
+      for (const cid of cids) await ghost.client.getChunk(publisher.url, cid, { deferToSwarm: true });
+      const downloader = await net.addPeer("downloader");
+      const output = join(root, "ghost-copy.bin");
+      const started = performance.now();
+      const result = await getLink(
+        put.link,
+        { output },
+        { store: downloader.store, providers: net.providersFor(downloader), announcer: { announce: (c) => net.announce(downloader.id, c) }, swarmBoard: downloader.board },
+      );
+      expect(Buffer.compare(await readFile(result.path), data)).toBe(0);
+      // The seed referred it to the ghost at least once, and it waited rather than failed or fell back.
+      expect(publisher.server.stats().errors.sent_to_swarm).toBeGreaterThan(0);
+      expect(performance.now() - started).toBeLessThan(30_000);
+    } finally {
+      await net.close();
+    }
+  }, 60_000);
 });
 
 describe("swarm views", () => {

@@ -25,6 +25,7 @@ import { TransferClient, TransferError } from "../../src/peer/transfer-client.js
 import { TransferServer, type TransferServerOptions } from "../../src/peer/transfer-server.js";
 import { parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js";
 import { UploadLimiter } from "../../src/peer/upload-limiter.js";
+import { SwarmDeferral } from "../../src/peer/super-seed.js";
 import { LoadReporter } from "../../src/peer/load-report.js";
 import { cidOf, makeChunk } from "./store-contract.js";
 
@@ -425,6 +426,60 @@ describe("swarm views (GET /v1/swarm/:key)", () => {
     // A fault on the same server still warns.
     await raw(url, "GET", "/v1/swarm/x?since=-1", { authorization: `Bearer ${token}` });
     expect(warnings).toEqual(["bad_since"]);
+  });
+});
+
+describe("super-seeding (a seed sends each chunk to one swarm member at a time)", () => {
+  it("refers a second member to the swarm for the window, then serves; never refuses the recipient, a non-member, or after a cut-off send", async () => {
+    // The server's clock runs ahead of the real one by `skewMs` (certificates and sessions stay valid: hours and minutes).
+    let skewMs = 0;
+    await server.close();
+    await startServer({ superSeedWindowMs: 5_000, now: () => Date.now() + skewMs });
+    const chunk = makeChunk("super-seed", 200_000);
+    await client.putChunk(url, chunk.cid, chunk.bytes);
+    const [a, b] = [await clientFor(["service"]), await clientFor(["service"])];
+    const warnings: string[] = [];
+    server.on("warning", (w) => warnings.push(w.code));
+
+    expect(Buffer.from(await a.client.getChunk(url, chunk.cid, { deferToSwarm: true })).equals(chunk.bytes)).toBe(true);
+    skewMs += 2_000;
+    const refused = await rejection(b.client.getChunk(url, chunk.cid, { deferToSwarm: true }));
+    expect(refused).toBeInstanceOf(SwarmDeferral);
+    expect([refused.code, refused.status]).toEqual(["sent_to_swarm", 409]);
+    // 3 s left of the window, less the real time the test took between the two requests.
+    expect((refused as unknown as SwarmDeferral).retryAfterMs).toBeGreaterThan(2_000);
+    expect((refused as unknown as SwarmDeferral).retryAfterMs).toBeLessThanOrEqual(3_000);
+    expect(refused.message).toContain(a.identity.nodeId);
+    // The recipient itself (a retry), and anyone who cannot wait for the swarm, are served.
+    expect((await a.client.getChunk(url, chunk.cid, { deferToSwarm: true })).length).toBe(200_000);
+    expect((await b.client.getChunk(url, chunk.cid)).length).toBe(200_000);
+    // After the window the chunk goes to whoever asks.
+    skewMs += 5_001;
+    expect((await b.client.getChunk(url, chunk.cid, { deferToSwarm: true })).length).toBe(200_000);
+    expect(server.stats().errors).toEqual({ sent_to_swarm: 1 });
+    expect(warnings).toEqual([]); // a referral is an answer, not a fault
+    server.removeAllListeners("warning");
+
+    // A send the reader cut off frees the chunk for the next member at once.
+    const bytes = new Uint8Array(randomBytes(8 * 1024 * 1024));
+    const big = cidOf(bytes);
+    await store.put(big, bytes);
+    const aborted = once(server, "warning");
+    const controller = new AbortController();
+    const cut = b.client.getChunk(url, big, { deferToSwarm: true, signal: controller.signal, onResponse: () => controller.abort(new Error("enough")) });
+    await expect(cut).rejects.toThrow("enough");
+    expect((await aborted)[0].code).toBe("aborted");
+    expect(Buffer.from(await a.client.getChunk(url, big, { deferToSwarm: true })).equals(bytes)).toBe(true);
+  });
+
+  it("is off with superSeedWindowMs 0", async () => {
+    await server.close();
+    await startServer({ superSeedWindowMs: 0 });
+    const chunk = makeChunk("no-super-seed", 1000);
+    await client.putChunk(url, chunk.cid, chunk.bytes);
+    const [a, b] = [await clientFor(["service"]), await clientFor(["service"])];
+    await a.client.getChunk(url, chunk.cid, { deferToSwarm: true });
+    expect((await b.client.getChunk(url, chunk.cid, { deferToSwarm: true })).length).toBe(1000);
   });
 });
 

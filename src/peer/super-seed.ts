@@ -1,0 +1,86 @@
+/**
+ * Super-seeding, the seed's half (BitTorrent's super-seeding, BEP 16): while
+ * a swarm downloads a file, a seed — above all the publisher, whose uplink
+ * bounds how fast the whole swarm can finish — should send each piece once
+ * and let the downloaders pass it on among themselves.
+ *
+ * The downloaders already avoid asking the seed for a piece another one is
+ * fetching (chunk-scheduler.ts, "Swarm views"), but they learn that from
+ * views polled a few times a second, and a request may wait seconds in the
+ * seed's send queue (fair-serve.ts): two of them can ask for the same piece
+ * before either sees the other, and measured at the publisher of the swarm
+ * benchmark this made ~4 % of its bytes second copies. Only the seed sees
+ * every request, so it settles it: a request that says it can get the chunk
+ * from the swarm instead (`x-peercloud-defer: swarm`, sent by a downloader
+ * in a swarm with other downloaders in progress) for a chunk this peer
+ * began sending to another swarm member less than `windowMs` ago is refused
+ * with 409 `sent_to_swarm` and the time left, at no cost in bytes. The
+ * downloader then waits for that member's view to list the piece, and asks
+ * the seed again only after the window, so a recipient that vanished costs
+ * a delay, never the piece. Requests without the header (single downloads,
+ * repairs, replica pushes) are never refused and not recorded.
+ */
+import { PeercloudError } from "../core/errors.js";
+
+/** Request header by which a downloader says it would rather wait for the swarm than take a second copy from this peer. */
+export const DEFER_HEADER = "x-peercloud-defer";
+export const DEFER_TO_SWARM = "swarm";
+/** Error code of the refusal (HTTP 409). */
+export const SENT_TO_SWARM = "sent_to_swarm";
+/** How long after a send a seed refuses the same chunk to other swarm members: several chunk times at a share of a home uplink. */
+export const DEFAULT_SUPER_SEED_WINDOW_MS = 8_000;
+/** Sends remembered at most (the oldest are forgotten first): a CID and a node ID each, a few MB at worst. */
+const MAX_REMEMBERED_SENDS = 65_536;
+
+export interface Refusal {
+  /** The member the chunk went to. */
+  sentTo: string;
+  /** When the seed would send it again. */
+  retryAfterMs: number;
+}
+
+/** The chunks a seed began sending to swarm members lately, and whom to. */
+export class RecentSends {
+  private readonly sends = new Map<string, { nodeId: string; atMs: number }>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly maxEntries = MAX_REMEMBERED_SENDS,
+  ) {}
+
+  /** `cid` is being sent to `nodeId` now. */
+  record(cid: string, nodeId: string, nowMs: number): void {
+    // Re-inserted, so the map stays in send order and pruning stops at the first live entry.
+    this.sends.delete(cid);
+    this.sends.set(cid, { nodeId, atMs: nowMs });
+    for (const [oldCid, send] of this.sends) {
+      if (send.atMs + this.windowMs > nowMs && this.sends.size <= this.maxEntries) break;
+      this.sends.delete(oldCid);
+    }
+  }
+
+  /** The send to `nodeId` did not complete: the chunk may be sent to the next member who asks. */
+  forget(cid: string, nodeId: string): void {
+    if (this.sends.get(cid)?.nodeId === nodeId) this.sends.delete(cid);
+  }
+
+  /** Why `nodeId` should get `cid` from the swarm instead, or null to serve it. */
+  refusal(cid: string, nodeId: string, nowMs: number): Refusal | null {
+    const send = this.sends.get(cid);
+    if (!send || send.nodeId === nodeId) return null;
+    const left = send.atMs + this.windowMs - nowMs;
+    return left > 0 ? { sentTo: send.nodeId, retryAfterMs: Math.ceil(left) } : null;
+  }
+}
+
+/** A seed refused a chunk because another swarm member got it moments ago (see the module comment). */
+export class SwarmDeferral extends PeercloudError {
+  constructor(
+    readonly peer: string,
+    readonly retryAfterMs: number,
+    message: string,
+  ) {
+    super(SENT_TO_SWARM, `${peer}: ${message}`, 409, { peer, retryAfterMs });
+    this.name = "SwarmDeferral";
+  }
+}
