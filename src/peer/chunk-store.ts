@@ -201,6 +201,13 @@ const CHUNKS_DIR = "chunks";
 const PINS_DIR = "pins";
 const SHARD_NAME = /^[0-9a-f]{2}$/;
 const SCRUB_READ_BYTES = 1024 * 1024;
+/**
+ * Read size of openRead's streams: a typical chunk (1 MiB average) in one or
+ * a few reads rather than createReadStream's 64 KiB default, i.e. ~16 times
+ * fewer syscalls, buffers and socket writes per chunk served — the seeds of a
+ * swarm spend their CPU there.
+ */
+const READ_CHUNK_BYTES = 1024 * 1024;
 /** fsyncs a flush keeps in flight: enough for the disk and the journal to batch them, few enough to leave libuv threads for reads. */
 const FLUSH_CONCURRENCY = 3;
 
@@ -329,7 +336,7 @@ export class ChunkStore extends EventEmitter<ChunkStoreEvents> {
         stream = Readable.from([]);
       } else {
         // createReadStream's `end` is inclusive.
-        stream = handle.createReadStream({ start, end: end - 1, autoClose: true });
+        stream = handle.createReadStream({ start, end: end - 1, autoClose: true, highWaterMark: READ_CHUNK_BYTES });
       }
       this.touch(parsed.cid);
       return { stream, sizeBytes, start, end };
