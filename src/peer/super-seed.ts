@@ -12,13 +12,17 @@
  * benchmark this made ~4 % of its bytes second copies. Only the seed sees
  * every request, so it settles it: a request that says it can get the chunk
  * from the swarm instead (`x-peercloud-defer: swarm`, sent by a downloader
- * in a swarm with other downloaders in progress) for a chunk this peer
- * began sending to another swarm member less than `windowMs` ago is refused
- * with 409 `sent_to_swarm` and the time left, at no cost in bytes. The
- * downloader then waits for that member's view to list the piece, and asks
- * the seed again only after the window, so a recipient that vanished costs
- * a delay, never the piece. Requests without the header (single downloads,
- * repairs, replica pushes) are never refused and not recorded.
+ * in a swarm with other downloaders in progress) for a chunk this peer is
+ * sending to another swarm member, or finished sending less than `windowMs`
+ * ago, is refused with 409 `sent_to_swarm` and when to ask again, at no
+ * cost in bytes. The window starts when the send ends, not when it begins:
+ * on a thin uplink shared by a few sends one chunk takes seconds, and the
+ * recipient can list it only once it holds it. The downloader then waits
+ * for that member's view to list the piece, and asks the seed again only
+ * after the window, so a recipient that vanished costs a delay, never the
+ * piece (a send cut off frees the chunk at once). Requests without the
+ * header (single downloads, repairs, replica pushes) are never refused and
+ * not recorded.
  */
 import { PeercloudError } from "../core/errors.js";
 
@@ -27,8 +31,8 @@ export const DEFER_HEADER = "x-peercloud-defer";
 export const DEFER_TO_SWARM = "swarm";
 /** Error code of the refusal (HTTP 409). */
 export const SENT_TO_SWARM = "sent_to_swarm";
-/** How long after a send a seed refuses the same chunk to other swarm members: several chunk times at a share of a home uplink. */
-export const DEFAULT_SUPER_SEED_WINDOW_MS = 8_000;
+/** How long after a send ends a seed refers other swarm members to its recipient: many times the 250 ms in which views travel. */
+export const DEFAULT_SUPER_SEED_WINDOW_MS = 4_000;
 /** Sends remembered at most (the oldest are forgotten first): a CID and a node ID each, a few MB at worst. */
 const MAX_REMEMBERED_SENDS = 65_536;
 
@@ -39,27 +43,35 @@ export interface Refusal {
   retryAfterMs: number;
 }
 
-/** The chunks a seed began sending to swarm members lately, and whom to. */
+/** The chunks a seed is sending or sent lately to swarm members, and whom to. */
 export class RecentSends {
-  private readonly sends = new Map<string, { nodeId: string; atMs: number }>();
+  /** `endedAtMs` null: still sending. */
+  private readonly sends = new Map<string, { nodeId: string; endedAtMs: number | null }>();
 
   constructor(
     private readonly windowMs: number,
     private readonly maxEntries = MAX_REMEMBERED_SENDS,
   ) {}
 
-  /** `cid` is being sent to `nodeId` now. */
-  record(cid: string, nodeId: string, nowMs: number): void {
-    // Re-inserted, so the map stays in send order and pruning stops at the first live entry.
+  /** Sending `cid` to `nodeId` begins. */
+  started(cid: string, nodeId: string, nowMs: number): void {
+    // Re-inserted, so the map stays in order of sends and pruning stops at the first entry still wanted.
     this.sends.delete(cid);
-    this.sends.set(cid, { nodeId, atMs: nowMs });
+    this.sends.set(cid, { nodeId, endedAtMs: null });
     for (const [oldCid, send] of this.sends) {
-      if (send.atMs + this.windowMs > nowMs && this.sends.size <= this.maxEntries) break;
+      const wanted = send.endedAtMs === null || send.endedAtMs + this.windowMs > nowMs;
+      if (wanted && this.sends.size <= this.maxEntries) break;
       this.sends.delete(oldCid);
     }
   }
 
-  /** The send to `nodeId` did not complete: the chunk may be sent to the next member who asks. */
+  /** `nodeId` has the whole chunk: the window starts. */
+  ended(cid: string, nodeId: string, nowMs: number): void {
+    const send = this.sends.get(cid);
+    if (send?.nodeId === nodeId) send.endedAtMs = nowMs;
+  }
+
+  /** The send to `nodeId` was cut off: the chunk goes to the next member who asks. */
   forget(cid: string, nodeId: string): void {
     if (this.sends.get(cid)?.nodeId === nodeId) this.sends.delete(cid);
   }
@@ -68,7 +80,9 @@ export class RecentSends {
   refusal(cid: string, nodeId: string, nowMs: number): Refusal | null {
     const send = this.sends.get(cid);
     if (!send || send.nodeId === nodeId) return null;
-    const left = send.atMs + this.windowMs - nowMs;
+    // Still sending: the recipient holds it a window after the end at the earliest; ask again after one window.
+    if (send.endedAtMs === null) return { sentTo: send.nodeId, retryAfterMs: this.windowMs };
+    const left = send.endedAtMs + this.windowMs - nowMs;
     return left > 0 ? { sentTo: send.nodeId, retryAfterMs: Math.ceil(left) } : null;
   }
 }

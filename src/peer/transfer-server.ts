@@ -74,7 +74,7 @@ export interface TransferServerOptions {
   maxConcurrentSends?: number;
   /** This peer's downloads, shown to the other members of their swarms. Absent: GET /v1/swarm answers 404. */
   swarm?: SwarmBoard;
-  /** How long after sending a chunk to a swarm member other members asking for it are sent to the swarm (super-seed.ts). Default 8 s; 0: never. */
+  /** While a chunk goes to a swarm member, and this long after, other members asking for it are sent to the swarm (super-seed.ts). Default 4 s; 0: never. */
   superSeedWindowMs?: number;
   now?: () => number;
 }
@@ -300,7 +300,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
     const read = await this.options.store.openRead(cid);
     if (!read) throw new NotFoundError("chunk_not_found", `this peer does not hold ${cid}`);
-    if (swarmMember) this.recentSends!.record(cid, claims.nodeId, this.now());
+    if (swarmMember) this.recentSends!.started(cid, claims.nodeId, this.now());
     const bytes = read.end - read.start;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
     this.counters.activeTransfers++;
@@ -319,6 +319,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     } finally {
       this.counters.activeTransfers--;
     }
+    if (swarmMember) this.recentSends!.ended(cid, claims.nodeId, this.now());
     this.counters.served(claims.nodeId, bytes);
     this.emit("served", { cid, bytes, nodeId: claims.nodeId });
   }

@@ -430,7 +430,7 @@ describe("swarm views (GET /v1/swarm/:key)", () => {
 });
 
 describe("super-seeding (a seed sends each chunk to one swarm member at a time)", () => {
-  it("refers a second member to the swarm for the window, then serves; never refuses the recipient, a non-member, or after a cut-off send", async () => {
+  it("refers a second member to the swarm for the window after a send, then serves; never refuses the recipient, a non-member, or after a cut-off send", async () => {
     // The server's clock runs ahead of the real one by `skewMs` (certificates and sessions stay valid: hours and minutes).
     let skewMs = 0;
     await server.close();
@@ -441,7 +441,10 @@ describe("super-seeding (a seed sends each chunk to one swarm member at a time)"
     const warnings: string[] = [];
     server.on("warning", (w) => warnings.push(w.code));
 
+    // The client may hold every byte a moment before the server's stream reports the send ended (the window's start).
+    const served = once(server, "served");
     expect(Buffer.from(await a.client.getChunk(url, chunk.cid, { deferToSwarm: true })).equals(chunk.bytes)).toBe(true);
+    await served;
     skewMs += 2_000;
     const refused = await rejection(b.client.getChunk(url, chunk.cid, { deferToSwarm: true }));
     expect(refused).toBeInstanceOf(SwarmDeferral);
