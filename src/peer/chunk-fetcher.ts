@@ -9,7 +9,8 @@
  * The loop is event-driven: every finished lookup, request or sink wakes it,
  * it asks the scheduler what to start, and sleeps until the next event. It
  * never polls and never sleeps on a timer (the only timers are the request
- * timeout and the end of a seed's referral to the swarm, super-seed.ts). Remote misbehaviour (errors, wrong bytes, hangs) is recorded and
+ * timeout and the end of a seed's referral to the swarm, super-seed.ts, or
+ * of a busy source's pause). Remote misbehaviour (errors, wrong bytes, hangs) is recorded and
  * penalised by the scheduler, never thrown. A chunk for which every option
  * is exhausted fails the run — after every other chunk has been fetched
  * (so a re-run needs only the missing ones), or in ordered mode once every
@@ -35,6 +36,7 @@ import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
 import { SwarmWatcher } from "./swarm-watcher.js";
 import { SwarmDeferral } from "./super-seed.js";
+import { PeerBusyError } from "./transfer-client.js";
 import { abortable } from "../core/abort.js";
 
 /** Id of this peer's own store as a source. */
@@ -146,7 +148,7 @@ export class ChunkFetcher {
   private flushing: Promise<void> = Promise.resolve();
   /** This fetch's progress as other swarm members see it (null outside a swarm). */
   private readonly swarm: SwarmProgress | null = null;
-  /** Seeds' referrals to the swarm, each ending at its timer (super-seed.ts). */
+  /** Seeds' referrals to the swarm (super-seed.ts) and busy sources' pauses, each ending at its timer. */
   private readonly deferralTimers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -195,8 +197,9 @@ export class ChunkFetcher {
         const failed = this.scheduler.failedPieces();
         if (this.options.ordered && failed.length > 0 && this.scheduler.headPiece() >= Math.min(...failed)) break;
         if (this.scheduler.isSettled()) break;
-        // Waiting only for deferred pieces is progress: another downloader delivers them, and its view wakes the loop.
-        if (this.pending.size === 0 && !(watcher && this.scheduler.hasDeferred())) throw new Error("ChunkFetcher: stalled with nothing in flight (scheduler bug)");
+        // Waiting only for deferred pieces is progress: another downloader delivers them and its view wakes the
+        // loop, or a referral's or busy pause's timer does.
+        if (this.pending.size === 0 && !this.scheduler.hasDeferred()) throw new Error("ChunkFetcher: stalled with nothing in flight (scheduler bug)");
         await this.nextEvent();
       }
       const failed = [...this.scheduler.failedPieces()].sort((a, b) => a - b);
@@ -318,6 +321,19 @@ export class ChunkFetcher {
           () => {
             this.deferralTimers.delete(timer);
             this.scheduler.deferralEnded(piece, sourceId);
+            this.wake();
+          },
+          Math.max(MIN_DEFERRAL_MS, error.retryAfterMs),
+        );
+        this.deferralTimers.add(timer);
+        return;
+      }
+      if (error instanceof PeerBusyError && !controller.signal.aborted) {
+        this.scheduler.requestFailed(piece, sourceId, "busy", performance.now());
+        const timer = setTimeout(
+          () => {
+            this.deferralTimers.delete(timer);
+            this.scheduler.sourceResumed(sourceId);
             this.wake();
           },
           Math.max(MIN_DEFERRAL_MS, error.retryAfterMs),

@@ -168,7 +168,7 @@ export class ChunkScheduler {
   private readonly pendingElsewhere: Uint16Array;
   /** Sources whose swarm view says they are still downloading. */
   private readonly leechers = new Set<string>();
-  /** (piece, source) referrals to the swarm not yet ended (deferralEnded). */
+  /** (piece, source) referrals to the swarm and "busy" pauses not yet ended (deferralEnded, sourceResumed). */
   private deferrals = 0;
   /** For the delivery-time estimates: bytes and pieces received so far. */
   private deliveredBytes = 0;
@@ -362,6 +362,11 @@ export class ChunkScheduler {
       attempt.deferred = true;
       this.deferrals++;
     }
+    if (reason === "busy") {
+      // Nor is "busy": the whole source takes nothing until sourceResumed (SourceScores counts the pause).
+      attempt.count--;
+      this.deferrals++;
+    }
     if (p.state === "ready" && p.requests.size === 0) {
       this.active.delete(piece);
       this.ready.add(piece);
@@ -373,6 +378,12 @@ export class ChunkScheduler {
     const attempt = this.piece(piece).attempts.get(sourceId);
     if (!attempt?.deferred) return;
     attempt.deferred = false;
+    this.deferrals--;
+  }
+
+  /** The pause after a "busy" answer from `sourceId` (requestFailed "busy") is over. */
+  sourceResumed(sourceId: string): void {
+    this.sources.resume(sourceId);
     this.deferrals--;
   }
 
@@ -395,7 +406,7 @@ export class ChunkScheduler {
     this.advanceHead();
   }
 
-  /** Some ready piece waits for another downloader to finish fetching it, or for a seed's referral to end (see "Swarm views"). */
+  /** Some ready piece waits for another downloader to finish fetching it, or for a seed's referral or busy pause to end (see "Swarm views"). */
   hasDeferred(): boolean {
     if (this.deferrals > 0) return true;
     for (const piece of this.ready) if (this.isDeferred(piece)) return true;

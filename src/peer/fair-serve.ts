@@ -25,6 +25,16 @@ export class FairServeQueue {
     if (!Number.isSafeInteger(slots) || slots < 1) throw new RangeError(`FairServeQueue: slots must be a positive integer, got ${slots}`);
   }
 
+  /** Every slot is streaming: a new request would wait. */
+  get full(): boolean {
+    return this.active >= this.slots;
+  }
+
+  /** Requests of `requester` waiting for a slot. */
+  waitingFor(requester: string): number {
+    return this.waiting.get(requester)?.length ?? 0;
+  }
+
   /** Requests waiting for a slot (reported as queued load). */
   get queued(): number {
     let n = 0;

@@ -11,9 +11,10 @@
  *   asked again in this download (BitTorrent clients do the same with peers
  *   that fail hash checks: "snubbing" and banning).
  * - "absent" (the source does not hold the chunk), "cancelled" (we
- *   aborted the request, e.g. the endgame loser) and "deferred" (a seed sent
- *   us to the swarm for that piece, super-seed.ts) are no misbehaviour and
- *   cost nothing.
+ *   aborted the request, e.g. the endgame loser), "deferred" (a seed sent
+ *   us to the swarm for that piece, super-seed.ts) and "busy" (its send
+ *   queue is full: ask later) are no misbehaviour and cost nothing. A busy
+ *   source takes no request until `resume` (the fetcher's timer).
  * - An in-flight cap per source (`perSourceInFlight`; the cold store has its
  *   own, `coldInFlight`).
  * - Measurements (for the scheduler's auction, issue 5): per source, its
@@ -31,7 +32,7 @@
  */
 
 export type SourceKind = "peer" | "r2" | "local";
-export type FailureReason = "error" | "corrupt" | "absent" | "cancelled" | "deferred";
+export type FailureReason = "error" | "corrupt" | "absent" | "cancelled" | "deferred" | "busy";
 
 export interface SourceStats {
   id: string;
@@ -44,6 +45,8 @@ export interface SourceStats {
   cancelled: number;
   /** Requests this seed referred to the swarm (super-seed.ts). */
   deferred: number;
+  /** Requests it answered "busy, ask later" (transfer-server.ts). */
+  busy: number;
   score: number;
   banned: boolean;
   /** Moving-average delivery rate to this downloader, bytes/s; null until a request succeeded. */
@@ -75,6 +78,8 @@ export interface SourceScoreOptions {
 
 interface Source extends SourceStats {
   limit: number;
+  /** "Busy" answers not yet followed by `resume`: no request while any is open. */
+  pauses: number;
   consecutiveFailures: number;
   /** When the rate and RTT averages last took a sample. */
   sampledAtMs: number | null;
@@ -103,6 +108,7 @@ export class SourceScores {
       id,
       kind,
       limit,
+      pauses: 0,
       inFlight: 0,
       chunks: 0,
       bytes: 0,
@@ -110,6 +116,7 @@ export class SourceScores {
       corruptions: 0,
       cancelled: 0,
       deferred: 0,
+      busy: 0,
       score: 1,
       banned: false,
       consecutiveFailures: 0,
@@ -133,13 +140,19 @@ export class SourceScores {
 
   hasFreeSlot(id: string): boolean {
     const s = this.get(id);
-    return s.inFlight < s.limit;
+    return s.pauses === 0 && s.inFlight < s.limit;
   }
 
   /** Requests this source may still take now, and how many it has in flight. */
   slots(id: string): { free: number; inFlight: number } {
     const s = this.get(id);
-    return { free: Math.max(0, s.limit - s.inFlight), inFlight: s.inFlight };
+    return { free: s.pauses > 0 ? 0 : Math.max(0, s.limit - s.inFlight), inFlight: s.inFlight };
+  }
+
+  /** The pause of one "busy" answer is over. */
+  resume(id: string): void {
+    const s = this.get(id);
+    if (s.pauses > 0) s.pauses--;
   }
 
   /** Trust in (0, 1]: lowered by errors and corrupt answers, recovering with successes. */
@@ -209,6 +222,10 @@ export class SourceScores {
       case "deferred":
         s.deferred++;
         return;
+      case "busy":
+        s.busy++;
+        s.pauses++;
+        return;
       case "absent":
         return;
       case "corrupt":
@@ -226,7 +243,9 @@ export class SourceScores {
   }
 
   stats(): SourceStats[] {
-    return [...this.sources.values()].map(({ limit: _limit, consecutiveFailures: _streak, sampledAtMs: _at, recentOk: _ok, recentFailed: _failed, countedAtMs: _counted, ...stats }) => ({ ...stats }));
+    return [...this.sources.values()].map(
+      ({ limit: _limit, pauses: _pauses, consecutiveFailures: _streak, sampledAtMs: _at, recentOk: _ok, recentFailed: _failed, countedAtMs: _counted, ...stats }) => ({ ...stats }),
+    );
   }
 
   /** Ages the recent counts to `atMs`, adds one outcome, and derives the failure rate (one success assumed a priori, so a first error is not a 100 % rate). */

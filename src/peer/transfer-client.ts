@@ -14,7 +14,8 @@
  * elsewhere: `peer_unreachable` (no connection), `chunk_not_found` (404),
  * `session_refused` (the peer rejected our certificate), `transfer_failed`
  * (anything else, with the cause and the peer's error code); a seed's
- * referral to the swarm is a SwarmDeferral (super-seed.ts). The CID is not
+ * referral to the swarm is a SwarmDeferral (super-seed.ts), and a peer
+ * whose send queue is full answers a PeerBusyError (ask again later). The CID is not
  * verified here: the scheduler does it so it knows which source to blame.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
@@ -42,6 +43,18 @@ export class TransferError extends PeercloudError {
     this.peer = peer;
     this.remoteCode = options.remoteCode ?? null;
     if (options.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** The peer's send queue is full: ask again after `retryAfterMs` (transfer-server.ts, tooBusy). */
+export class PeerBusyError extends PeercloudError {
+  constructor(
+    readonly peer: string,
+    readonly retryAfterMs: number,
+    message: string,
+  ) {
+    super("peer_busy", `${peer}: ${message}`, 503, { peer, retryAfterMs });
+    this.name = "PeerBusyError";
   }
 }
 
@@ -235,6 +248,7 @@ export class TransferClient {
       }
       if (reply.status === 404 && remote.code !== "not_found") throw new TransferError("chunk_not_found", peer.origin, remote.message ?? "chunk not found", { status: 404, remoteCode: remote.code });
       if (reply.status === 409 && remote.code === SENT_TO_SWARM) throw new SwarmDeferral(peer.origin, remote.retryAfterMs ?? 0, remote.message ?? "sent to another swarm member");
+      if (reply.status === 503 && remote.code === "busy" && remote.retryAfterMs !== null) throw new PeerBusyError(peer.origin, remote.retryAfterMs, remote.message ?? "busy");
       throw new TransferError("transfer_failed", peer.origin, `HTTP ${reply.status}${remote.code ? ` ${remote.code}` : ""}: ${remote.message ?? "request failed"}`, {
         status: reply.status,
         remoteCode: remote.code,

@@ -5,7 +5,7 @@
  *
  *   POST /v1/session       signed request (src/core/signed-request.ts) → { token, expiresAtMs }
  *   GET  /v1/chunks/:cid   Bearer session → the sealed chunk, streamed from the store
- *                          (409 sent_to_swarm: see super-seed.ts)
+ *                          (409 sent_to_swarm: see super-seed.ts; 503 busy: see serveChunk)
  *   HEAD /v1/chunks/:cid   Bearer session → existence and Content-Length
  *   PUT  /v1/chunks/:cid   Bearer session with role publisher or service → store a pinned replica
  *   GET  /v1/swarm/:key    Bearer session → this peer's progress on a file it downloads (swarm.ts)
@@ -99,6 +99,10 @@ const CHUNK_PREFIX = "/v1/chunks/";
 /** Enough streams to fill a fast uplink (each one is a TCP flow), few enough that round-robin among requesters decides who gets it. */
 const DEFAULT_CONCURRENT_SENDS = 8;
 const MAX_SESSION_BODY_BYTES = 4096;
+/** Bounds of the "ask again in" of a busy answer, and the weight of each send in the average it comes from. */
+const MIN_BUSY_RETRY_MS = 200;
+const MAX_BUSY_RETRY_MS = 10_000;
+const SEND_TIME_WEIGHT = 0.1;
 const WRITE_ROLES: readonly Role[] = ["publisher", "service"];
 
 export class TransferServer extends EventEmitter<TransferServerEvents> {
@@ -113,6 +117,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private boundPort: number | null = null;
   private readonly sendQueue: FairServeQueue | null;
   private readonly recentSends: RecentSends | null;
+  /** Moving average of how long a chunk response streams, ms: when a "busy" requester should come back. */
+  private sendMs = 1000;
 
   constructor(private readonly options: TransferServerOptions) {
     super();
@@ -259,6 +265,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
     // Asked before queueing and again once a slot is free: the queue wait is when another member's copy usually starts.
     if (swarmMember && this.referToSwarm(res, cid, claims.nodeId)) return;
+    if (this.sendQueue && this.tooBusy(res, claims.nodeId)) return;
     // The slot first, then the file: a waiting request holds no descriptor. A reader that leaves while waiting frees its place.
     let release: (() => void) | null = null;
     if (this.sendQueue) {
@@ -279,6 +286,26 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     } finally {
       release?.();
     }
+  }
+
+  /**
+   * Answers 503 busy (with when to ask again) instead of queueing a request
+   * that would wait long: when every slot streams and this requester already
+   * has a request waiting, or a full round of others does. A queue of
+   * requests several rounds of sends deep is no use to anyone — on a thin
+   * uplink shared by many downloaders (16 at 10 Mbit/s in the swarm
+   * benchmark) the last of them waited past the clients' 30 s idle timeout
+   * and failed — while a requester told to come back keeps its other
+   * sources busy meanwhile (chunk-scheduler.ts pauses this one).
+   */
+  private tooBusy(res: ServerResponse, nodeId: string): boolean {
+    const queue = this.sendQueue!;
+    if (!queue.full || (queue.waitingFor(nodeId) === 0 && queue.queued < queue.slots)) return false;
+    const retryAfterMs = Math.round(Math.min(MAX_BUSY_RETRY_MS, Math.max(MIN_BUSY_RETRY_MS, this.sendMs)));
+    this.counters.error("busy");
+    // An answer, not a fault: no warning (see fail()).
+    sendJson(res, 503, { error: { code: "busy", message: `every send slot is taken and requests are waiting; ask again in ${retryAfterMs} ms`, details: { retryAfterMs } } });
+    return true;
   }
 
   /** Answers 409 sent_to_swarm when another swarm member is getting `cid` from here right now (super-seed.ts). */
@@ -303,6 +330,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     if (swarmMember) this.recentSends!.started(cid, claims.nodeId, this.now());
     const bytes = read.end - read.start;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes });
+    const startedMs = performance.now();
     this.counters.activeTransfers++;
     const sending = this.options.uploadLimiter ? pipeline(read.stream, this.options.uploadLimiter.throttle(), res) : pipeline(read.stream, res);
     // Counted as the file is read (the pipe reads only as fast as the socket drains), so rates show mid-chunk.
@@ -320,6 +348,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       this.counters.activeTransfers--;
     }
     if (swarmMember) this.recentSends!.ended(cid, claims.nodeId, this.now());
+    const tookMs = performance.now() - startedMs;
+    this.sendMs += SEND_TIME_WEIGHT * (tookMs - this.sendMs);
     this.counters.served(claims.nodeId, bytes);
     this.emit("served", { cid, bytes, nodeId: claims.nodeId });
   }

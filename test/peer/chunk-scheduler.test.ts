@@ -345,6 +345,23 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.asksSeedInSwarm("origin")).toBe(false);
   });
 
+  it("a busy source takes no request for any piece until it is resumed; the pause uses no attempt", () => {
+    const s = ready(3, (piece) => (piece === 2 ? ["seed", "other"] : ["seed"]), { windowChunks: 8, perSourceInFlight: 1, endgame: false, maxAttemptsPerSource: 1 });
+    // Rarest first: pieces 0 and 1 (the seed alone) before 2; the seed's one slot takes 0, "other" takes 2.
+    expect(s.nextRequests().map((a) => `${a.piece}@${a.sourceId}`)).toEqual(["0@seed", "2@other"]);
+    s.requestFailed(0, "seed", "busy");
+    // Nothing goes to the seed while it is paused, for piece 0 or 1; nothing fails or is looked up again.
+    expect(s.nextRequests()).toEqual([]);
+    expect(s.nextLookups()).toEqual([]);
+    expect(s.failedPieces()).toEqual([]);
+    expect(s.hasDeferred()).toBe(true);
+    expect(s.sourceStats().find((x) => x.id === "seed")).toMatchObject({ busy: 1, failures: 0, score: 1 });
+    s.sourceResumed("seed");
+    expect(s.hasDeferred()).toBe(false);
+    // Asked again for piece 0 (maxAttemptsPerSource is 1: the busy answer was no attempt).
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "seed", duplicate: false }]);
+  });
+
   it("stops deferring when the other downloader is forgotten", () => {
     const s = ready(1, () => ["origin"], { endgame: false });
     s.addSource("peer-b", "peer");

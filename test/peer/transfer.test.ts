@@ -26,6 +26,7 @@ import { TransferServer, type TransferServerOptions } from "../../src/peer/trans
 import { parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js";
 import { UploadLimiter } from "../../src/peer/upload-limiter.js";
 import { SwarmDeferral } from "../../src/peer/super-seed.js";
+import { PeerBusyError } from "../../src/peer/transfer-client.js";
 import { LoadReporter } from "../../src/peer/load-report.js";
 import { cidOf, makeChunk } from "./store-contract.js";
 
@@ -483,6 +484,48 @@ describe("super-seeding (a seed sends each chunk to one swarm member at a time)"
     const [a, b] = [await clientFor(["service"]), await clientFor(["service"])];
     await a.client.getChunk(url, chunk.cid, { deferToSwarm: true });
     expect((await b.client.getChunk(url, chunk.cid, { deferToSwarm: true })).length).toBe(1000);
+  });
+});
+
+/** Resolves once `condition` holds (checked every few ms), or fails after `timeoutMs`. */
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe("busy answers (a send queue is not allowed to grow rounds deep)", () => {
+  it("queues one request per requester while all slots stream, answers the next 503 busy with when to come back, and serves it later", async () => {
+    await server.close();
+    // One slot, and a slow uplink so that a 1 MiB send holds it for about a second.
+    await startServer({ maxConcurrentSends: 1, uploadLimiter: new UploadLimiter({ bytesPerSecond: 1 << 20 }) });
+    const chunks = [makeChunk("busy-a", 1 << 20), makeChunk("busy-b", 1000), makeChunk("busy-c", 1000)];
+    for (const chunk of chunks) await client.putChunk(url, chunk.cid, chunk.bytes);
+    const warnings: string[] = [];
+    server.on("warning", (w) => warnings.push(w.code));
+    const other = await clientFor(["service"]);
+    let streaming = false;
+    const first = client.getChunk(url, chunks[0].cid, { onResponse: () => (streaming = true) });
+    await until(() => streaming);
+    const requestsBefore = server.stats().requests;
+    const second = client.getChunk(url, chunks[1].cid); // waits for the slot: this requester's only waiting request
+    await until(() => server.stats().requests === requestsBefore + 1);
+    const third = await rejection(client.getChunk(url, chunks[2].cid));
+    expect(third).toBeInstanceOf(PeerBusyError);
+    expect([third.code, third.status]).toEqual(["peer_busy", 503]);
+    const retryAfterMs = (third as unknown as PeerBusyError).retryAfterMs;
+    expect(retryAfterMs).toBeGreaterThanOrEqual(200);
+    expect(retryAfterMs).toBeLessThanOrEqual(10_000);
+    // Another requester meets a full round of waiting requests (one slot, one waiting): busy too.
+    expect(await rejection(other.client.getChunk(url, chunks[2].cid))).toBeInstanceOf(PeerBusyError);
+    expect(Buffer.from(await first).equals(chunks[0].bytes)).toBe(true);
+    expect(Buffer.from(await second).equals(chunks[1].bytes)).toBe(true);
+    // With the queue drained, the refused request is served.
+    expect(Buffer.from(await client.getChunk(url, chunks[2].cid)).equals(chunks[2].bytes)).toBe(true);
+    expect(server.stats().errors).toEqual({ busy: 2 });
+    expect(warnings).toEqual([]);
   });
 });
 
