@@ -308,7 +308,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     return true;
   }
 
-  /** Answers 409 sent_to_swarm when another swarm member is getting `cid` from here right now (super-seed.ts). */
+  /** Answers 409 sent_to_swarm when another swarm member is getting, or just got, `cid` from here (super-seed.ts). */
   private referToSwarm(res: ServerResponse, cid: string, nodeId: string): boolean {
     const refusal = this.recentSends!.refusal(cid, nodeId, this.now());
     if (!refusal) return false;
@@ -317,7 +317,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     sendJson(res, 409, {
       error: {
         code: SENT_TO_SWARM,
-        message: `${cid} went to swarm member ${refusal.sentTo} moments ago; get it from there, or from here after ${refusal.retryAfterMs} ms`,
+        message: `${cid} is going, or just went, to swarm member ${refusal.sentTo}; get it from there, or from here after ${refusal.retryAfterMs} ms`,
         details: { sentTo: refusal.sentTo, retryAfterMs: refusal.retryAfterMs },
       },
     });
