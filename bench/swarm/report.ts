@@ -232,20 +232,19 @@ export function renderText(r: Report): string {
   }
   out.push(...table(peerRows, ["l", ...systems.flatMap(() => ["r", "r", "r", "r", "r"] as const)]));
   out.push("");
-  out.push("origin upload over time (median run; % of its line's payload rate, mean of each 5 s):");
-  for (const s of systems)
-    out.push(
-      `  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.originUploadBySecond)
-        .map((v) => String(Math.round(v * 100)).padStart(3))
-        .join(" ")}`,
-    );
-  out.push("downloaders' receiving over time (median run; all together, % of their lines' payload rate, mean of each 5 s):");
-  for (const s of systems)
-    out.push(
-      `  ${s.padEnd(9)} ${fiveSecondMeans(r[s]!.downloadersReceiveBySecond)
-        .map((v) => String(Math.round(v * 100)).padStart(3))
-        .join(" ")}`,
-    );
+  const timelines: [string, (summary: SystemSummary) => number[]][] = [
+    ["origin upload over time (median run; % of its line's payload rate, mean of each 5 s):", (x) => x.originUploadBySecond],
+    ["downloaders' receiving over time (median run; all together, % of their lines' payload rate, mean of each 5 s):", (x) => x.downloadersReceiveBySecond],
+  ];
+  for (const [title, series] of timelines) {
+    out.push(title);
+    for (const s of systems)
+      out.push(
+        `  ${s.padEnd(9)} ${fiveSecondMeans(series(r[s]!))
+          .map((v) => String(Math.round(v * 100)).padStart(3))
+          .join(" ")}`,
+      );
+  }
   out.push("");
   if (r.cliStartupSeconds !== null)
     out.push(
