@@ -31,12 +31,10 @@ import { PeercloudError } from "../core/errors.js";
 import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-scheduler.js";
 import type { SourceStats } from "./source-scores.js";
 import type { ChunkStore } from "./chunk-store.js";
-import { coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
+import { AskLaterError, coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
 import { SwarmWatcher } from "./swarm-watcher.js";
-import { SwarmDeferral } from "./super-seed.js";
-import { PeerBusyError } from "./transfer-client.js";
 import { abortable } from "../core/abort.js";
 
 /** Id of this peer's own store as a source. */
@@ -114,7 +112,7 @@ export class ChunkUnavailableError extends PeercloudError {
 }
 
 const CANCELLED = Symbol("cancelled");
-/** Shortest wait after a seed's referral to the swarm before asking it again, whatever it said: no busy loop of refusals. */
+/** Shortest wait after an "ask later" before asking again, whatever the source said: no busy loop of refusals. */
 const MIN_DEFERRAL_MS = 100;
 
 interface PieceLog {
@@ -315,25 +313,15 @@ export class ChunkFetcher {
       );
     } catch (error) {
       swarm?.ended(piece);
-      if (error instanceof SwarmDeferral && !controller.signal.aborted) {
-        this.scheduler.requestFailed(piece, sourceId, "deferred", performance.now());
+      if (error instanceof AskLaterError && !controller.signal.aborted) {
+        // No fault: the piece (or, for a busy source, the source) waits, and a timer lets it be asked again.
+        const chunkOnly = error.scope === "chunk";
+        this.scheduler.requestFailed(piece, sourceId, chunkOnly ? "deferred" : "busy", performance.now());
         const timer = setTimeout(
           () => {
             this.deferralTimers.delete(timer);
-            this.scheduler.deferralEnded(piece, sourceId);
-            this.wake();
-          },
-          Math.max(MIN_DEFERRAL_MS, error.retryAfterMs),
-        );
-        this.deferralTimers.add(timer);
-        return;
-      }
-      if (error instanceof PeerBusyError && !controller.signal.aborted) {
-        this.scheduler.requestFailed(piece, sourceId, "busy", performance.now());
-        const timer = setTimeout(
-          () => {
-            this.deferralTimers.delete(timer);
-            this.scheduler.sourceResumed(sourceId);
+            if (chunkOnly) this.scheduler.deferralEnded(piece, sourceId);
+            else this.scheduler.sourceResumed(sourceId);
             this.wake();
           },
           Math.max(MIN_DEFERRAL_MS, error.retryAfterMs),

@@ -16,10 +16,29 @@
  *   reads best), except ColdStore.get, which resolves null for "absent".
  */
 import type { ChunkStore } from "./chunk-store.js";
-import { NotFoundError } from "../core/errors.js";
+import { NotFoundError, PeercloudError } from "../core/errors.js";
 import type { SourceKind } from "./source-scores.js";
 
 export type { SourceKind } from "./source-scores.js";
+
+/**
+ * A source declined for now, without fault, and said when to ask again:
+ * for this chunk (`scope` "chunk": a seed sent it to another swarm member,
+ * super-seed.ts) or for anything (`scope` "source": its send queue is full).
+ * The fetcher then asks others meanwhile; the source is not penalised.
+ */
+export class AskLaterError extends PeercloudError {
+  constructor(
+    code: string,
+    readonly scope: "chunk" | "source",
+    readonly retryAfterMs: number,
+    message: string,
+    details: Record<string, unknown> = {},
+  ) {
+    super(code, message, scope === "chunk" ? 409 : 503, { ...details, retryAfterMs });
+    this.name = "AskLaterError";
+  }
+}
 
 /** One place a sealed chunk can be fetched from: a peer, R2, or a local store. */
 export interface ChunkSource {
@@ -31,7 +50,7 @@ export interface ChunkSource {
   /**
    * The sealed bytes, unverified. `onFirstByte`, when the source is remote, marks the answer's arrival (round-trip
    * measurement). `deferToSwarm`: the download can get the chunk from its swarm instead, and a seed that just sent
-   * it to another member may refuse with a SwarmDeferral (super-seed.ts); sources that cannot refuse ignore it.
+   * it to another member may refuse with an AskLaterError (super-seed.ts); sources that cannot refuse ignore it.
    */
   fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void, options?: { deferToSwarm?: boolean }): Promise<Uint8Array>;
   /** The source's swarm view of a file (swarm.ts), unverified; null when it has none. Peers only. */

@@ -24,8 +24,6 @@
  * header (single downloads, repairs, replica pushes) are never refused and
  * not recorded.
  */
-import { PeercloudError } from "../core/errors.js";
-
 /** Request header by which a downloader says it would rather wait for the swarm than take a second copy from this peer. */
 export const DEFER_HEADER = "x-peercloud-defer";
 export const DEFER_TO_SWARM = "swarm";
@@ -84,17 +82,5 @@ export class RecentSends {
     if (send.endedAtMs === null) return { sentTo: send.nodeId, retryAfterMs: this.windowMs };
     const left = send.endedAtMs + this.windowMs - nowMs;
     return left > 0 ? { sentTo: send.nodeId, retryAfterMs: Math.ceil(left) } : null;
-  }
-}
-
-/** A seed refused a chunk because another swarm member got it moments ago (see the module comment). */
-export class SwarmDeferral extends PeercloudError {
-  constructor(
-    readonly peer: string,
-    readonly retryAfterMs: number,
-    message: string,
-  ) {
-    super(SENT_TO_SWARM, `${peer}: ${message}`, 409, { peer, retryAfterMs });
-    this.name = "SwarmDeferral";
   }
 }

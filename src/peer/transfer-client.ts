@@ -13,9 +13,9 @@
  * Failures are typed so the download scheduler can penalise and retry
  * elsewhere: `peer_unreachable` (no connection), `chunk_not_found` (404),
  * `session_refused` (the peer rejected our certificate), `transfer_failed`
- * (anything else, with the cause and the peer's error code); a seed's
- * referral to the swarm is a SwarmDeferral (super-seed.ts), and a peer
- * whose send queue is full answers a PeerBusyError (ask again later). The CID is not
+ * (anything else, with the cause and the peer's error code). A seed's
+ * referral to the swarm (super-seed.ts) and a full send queue are an
+ * AskLaterError (sources.ts): no fault, ask again later. The CID is not
  * verified here: the scheduler does it so it knows which source to blame.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
@@ -25,7 +25,8 @@ import { PeercloudError } from "../core/errors.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { SWARM_PATH_PREFIX } from "./swarm.js";
-import { DEFER_HEADER, DEFER_TO_SWARM, SENT_TO_SWARM, SwarmDeferral } from "./super-seed.js";
+import { DEFER_HEADER, DEFER_TO_SWARM, SENT_TO_SWARM } from "./super-seed.js";
+import { AskLaterError } from "./sources.js";
 import { abortable } from "../core/abort.js";
 
 export type TransferErrorCode = "peer_unreachable" | "chunk_not_found" | "session_refused" | "transfer_failed";
@@ -43,18 +44,6 @@ export class TransferError extends PeercloudError {
     this.peer = peer;
     this.remoteCode = options.remoteCode ?? null;
     if (options.cause !== undefined) this.cause = options.cause;
-  }
-}
-
-/** The peer's send queue is full: ask again after `retryAfterMs` (transfer-server.ts, tooBusy). */
-export class PeerBusyError extends PeercloudError {
-  constructor(
-    readonly peer: string,
-    readonly retryAfterMs: number,
-    message: string,
-  ) {
-    super("peer_busy", `${peer}: ${message}`, 503, { peer, retryAfterMs });
-    this.name = "PeerBusyError";
   }
 }
 
@@ -126,7 +115,7 @@ export class TransferClient {
   /**
    * The sealed chunk `cid` from the peer at `peerAddress` (e.g. "http://10.0.0.2:7070").
    * `deferToSwarm`: this download can get the chunk from its swarm instead, so a seed that just sent it to
-   * another member may refuse (rejects with SwarmDeferral; super-seed.ts).
+   * another member may refuse (rejects with an AskLaterError of scope "chunk"; super-seed.ts).
    */
   async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number; deferToSwarm?: boolean } = {}): Promise<Uint8Array> {
     const path = chunkPath(cid);
@@ -247,8 +236,10 @@ export class TransferClient {
         continue;
       }
       if (reply.status === 404 && remote.code !== "not_found") throw new TransferError("chunk_not_found", peer.origin, remote.message ?? "chunk not found", { status: 404, remoteCode: remote.code });
-      if (reply.status === 409 && remote.code === SENT_TO_SWARM) throw new SwarmDeferral(peer.origin, remote.retryAfterMs ?? 0, remote.message ?? "sent to another swarm member");
-      if (reply.status === 503 && remote.code === "busy" && remote.retryAfterMs !== null) throw new PeerBusyError(peer.origin, remote.retryAfterMs, remote.message ?? "busy");
+      if (reply.status === 409 && remote.code === SENT_TO_SWARM)
+        throw new AskLaterError(SENT_TO_SWARM, "chunk", remote.retryAfterMs ?? 0, `${peer.origin}: ${remote.message ?? "sent to another swarm member"}`, { peer: peer.origin });
+      if (reply.status === 503 && remote.code === "busy" && remote.retryAfterMs !== null)
+        throw new AskLaterError("peer_busy", "source", remote.retryAfterMs, `${peer.origin}: ${remote.message ?? "busy"}`, { peer: peer.origin });
       throw new TransferError("transfer_failed", peer.origin, `HTTP ${reply.status}${remote.code ? ` ${remote.code}` : ""}: ${remote.message ?? "request failed"}`, {
         status: reply.status,
         remoteCode: remote.code,

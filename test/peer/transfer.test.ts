@@ -25,8 +25,7 @@ import { TransferClient, TransferError } from "../../src/peer/transfer-client.js
 import { TransferServer, type TransferServerOptions } from "../../src/peer/transfer-server.js";
 import { parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js";
 import { UploadLimiter } from "../../src/peer/upload-limiter.js";
-import { SwarmDeferral } from "../../src/peer/super-seed.js";
-import { PeerBusyError } from "../../src/peer/transfer-client.js";
+import { AskLaterError } from "../../src/peer/sources.js";
 import { LoadReporter } from "../../src/peer/load-report.js";
 import { cidOf, makeChunk } from "./store-contract.js";
 
@@ -448,11 +447,12 @@ describe("super-seeding (a seed sends each chunk to one swarm member at a time)"
     await served;
     skewMs += 2_000;
     const refused = await rejection(b.client.getChunk(url, chunk.cid, { deferToSwarm: true }));
-    expect(refused).toBeInstanceOf(SwarmDeferral);
+    expect(refused).toBeInstanceOf(AskLaterError);
+    expect((refused as unknown as AskLaterError).scope).toBe("chunk");
     expect([refused.code, refused.status]).toEqual(["sent_to_swarm", 409]);
     // 3 s left of the window, less the real time the test took between the two requests.
-    expect((refused as unknown as SwarmDeferral).retryAfterMs).toBeGreaterThan(2_000);
-    expect((refused as unknown as SwarmDeferral).retryAfterMs).toBeLessThanOrEqual(3_000);
+    expect((refused as unknown as AskLaterError).retryAfterMs).toBeGreaterThan(2_000);
+    expect((refused as unknown as AskLaterError).retryAfterMs).toBeLessThanOrEqual(3_000);
     expect(refused.message).toContain(a.identity.nodeId);
     // The recipient itself (a retry), and anyone who cannot wait for the swarm, are served.
     expect((await a.client.getChunk(url, chunk.cid, { deferToSwarm: true })).length).toBe(200_000);
@@ -513,13 +513,14 @@ describe("busy answers (a send queue is not allowed to grow rounds deep)", () =>
     const second = client.getChunk(url, chunks[1].cid); // waits for the slot: this requester's only waiting request
     await until(() => server.stats().requests === requestsBefore + 1);
     const third = await rejection(client.getChunk(url, chunks[2].cid));
-    expect(third).toBeInstanceOf(PeerBusyError);
+    expect(third).toBeInstanceOf(AskLaterError);
+    expect((third as unknown as AskLaterError).scope).toBe("source");
     expect([third.code, third.status]).toEqual(["peer_busy", 503]);
-    const retryAfterMs = (third as unknown as PeerBusyError).retryAfterMs;
+    const retryAfterMs = (third as unknown as AskLaterError).retryAfterMs;
     expect(retryAfterMs).toBeGreaterThanOrEqual(200);
     expect(retryAfterMs).toBeLessThanOrEqual(10_000);
     // Another requester meets a full round of waiting requests (one slot, one waiting): busy too.
-    expect(await rejection(other.client.getChunk(url, chunks[2].cid))).toBeInstanceOf(PeerBusyError);
+    expect(await rejection(other.client.getChunk(url, chunks[2].cid))).toBeInstanceOf(AskLaterError);
     expect(Buffer.from(await first).equals(chunks[0].bytes)).toBe(true);
     expect(Buffer.from(await second).equals(chunks[1].bytes)).toBe(true);
     // With the queue drained, the refused request is served.
