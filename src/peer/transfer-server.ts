@@ -104,6 +104,13 @@ const MIN_BUSY_RETRY_MS = 200;
 const MAX_BUSY_RETRY_MS = 10_000;
 const SEND_TIME_WEIGHT = 0.1;
 const WRITE_ROLES: readonly Role[] = ["publisher", "service"];
+/**
+ * Refusals that are answers, not faults, so no warning: 404 "not here" (no
+ * such chunk; not downloading that file — every downloader of a file asks
+ * its seeds for their swarm view several times a second), 409 "get it from
+ * the swarm" and 503 "busy, ask later" (both with details.retryAfterMs).
+ */
+const ANSWER_STATUSES: ReadonlySet<number> = new Set([404, 409, 503]);
 
 export class TransferServer extends EventEmitter<TransferServerEvents> {
   private readonly server: Server;
@@ -264,8 +271,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
 
   private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
     // Asked before queueing and again once a slot is free: the queue wait is when another member's copy usually starts.
-    if (swarmMember && this.referToSwarm(res, cid, claims.nodeId)) return;
-    if (this.sendQueue && this.tooBusy(res, claims.nodeId)) return;
+    if (swarmMember) this.checkNotSentToSwarm(cid, claims.nodeId);
+    if (this.sendQueue) this.checkNotTooBusy(claims.nodeId);
     // The slot first, then the file: a waiting request holds no descriptor. A reader that leaves while waiting frees its place.
     let release: (() => void) | null = null;
     if (this.sendQueue) {
@@ -281,7 +288,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       }
     }
     try {
-      if (swarmMember && this.referToSwarm(res, cid, claims.nodeId)) return;
+      if (swarmMember) this.checkNotSentToSwarm(cid, claims.nodeId);
       await this.streamChunk(res, cid, claims, swarmMember);
     } finally {
       release?.();
@@ -289,7 +296,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   }
 
   /**
-   * Answers 503 busy (with when to ask again) instead of queueing a request
+   * Refuses with 503 busy (and when to ask again) instead of queueing a request
    * that would wait long: when every slot streams and this requester already
    * has a request waiting, or a full round of others does. A queue of
    * requests several rounds of sends deep is no use to anyone — on a thin
@@ -298,30 +305,21 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
    * and failed — while a requester told to come back keeps its other
    * sources busy meanwhile (chunk-scheduler.ts pauses this one).
    */
-  private tooBusy(res: ServerResponse, nodeId: string): boolean {
+  private checkNotTooBusy(nodeId: string): void {
     const queue = this.sendQueue!;
-    if (!queue.full || (queue.waitingFor(nodeId) === 0 && queue.queued < queue.slots)) return false;
+    if (!queue.full || (queue.waitingFor(nodeId) === 0 && queue.queued < queue.slots)) return;
     const retryAfterMs = Math.round(Math.min(MAX_BUSY_RETRY_MS, Math.max(MIN_BUSY_RETRY_MS, this.sendMs)));
-    this.counters.error("busy");
-    // An answer, not a fault: no warning (see fail()).
-    sendJson(res, 503, { error: { code: "busy", message: `every send slot is taken and requests are waiting; ask again in ${retryAfterMs} ms`, details: { retryAfterMs } } });
-    return true;
+    throw new PeercloudError("busy", `every send slot is taken and requests are waiting; ask again in ${retryAfterMs} ms`, 503, { retryAfterMs });
   }
 
-  /** Answers 409 sent_to_swarm when another swarm member is getting, or just got, `cid` from here (super-seed.ts). */
-  private referToSwarm(res: ServerResponse, cid: string, nodeId: string): boolean {
+  /** Refuses with 409 sent_to_swarm when another swarm member is getting, or just got, `cid` from here (super-seed.ts). */
+  private checkNotSentToSwarm(cid: string, nodeId: string): void {
     const refusal = this.recentSends!.refusal(cid, nodeId, this.now());
-    if (!refusal) return false;
-    this.counters.error(SENT_TO_SWARM);
-    // An answer, not a fault: no warning (see fail()).
-    sendJson(res, 409, {
-      error: {
-        code: SENT_TO_SWARM,
-        message: `${cid} is going, or just went, to swarm member ${refusal.sentTo}; get it from there, or from here after ${refusal.retryAfterMs} ms`,
-        details: { sentTo: refusal.sentTo, retryAfterMs: refusal.retryAfterMs },
-      },
+    if (!refusal) return;
+    throw new PeercloudError(SENT_TO_SWARM, `${cid} is going, or just went, to swarm member ${refusal.sentTo}; get it from there, or from here after ${refusal.retryAfterMs} ms`, 409, {
+      sentTo: refusal.sentTo,
+      retryAfterMs: refusal.retryAfterMs,
     });
-    return true;
   }
 
   private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
@@ -419,9 +417,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     const code = known ? err.code : "internal_error";
     const message = known ? err.message : "the peer hit an unexpected error";
     this.counters.error(code);
-    // A 404 ("not here": no such chunk, not downloading that file) is an answer, not a fault: every downloader of a file
-    // asks its seeds for their swarm view several times a second (swarm-watcher.ts), a warning line each in their logs.
-    if (status !== 404) this.emit("warning", { code, message: known ? message : `${message}: ${err instanceof Error ? err.message : String(err)}`, status });
+    if (!ANSWER_STATUSES.has(status)) this.emit("warning", { code, message: known ? message : `${message}: ${err instanceof Error ? err.message : String(err)}`, status });
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
@@ -432,6 +428,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     // mid-PUT), large or unframed ones end the connection instead of being read.
     const length = safeDeclaredLength(req);
     if (!req.complete && (length === null || length > this.maxChunkBytes)) headers.connection = "close";
-    sendJson(res, status, { error: { code, message } }, headers);
+    const details = known ? err.details : undefined;
+    sendJson(res, status, { error: { code, message, ...(details ? { details } : {}) } }, headers);
   }
 }
