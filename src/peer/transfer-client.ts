@@ -429,7 +429,7 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
-/** Longest wait a seed's referral to the swarm is taken at its word (super-seed.ts): a remote peer must not park a piece for long. */
+/** Longest "ask again in" a remote peer is taken at its word for (a referral to the swarm, a busy answer): it must not park a piece or a source for long. */
 const MAX_RETRY_AFTER_MS = 30_000;
 
 function remoteError(reply: Reply): { code: string | null; message: string | null; retryAfterMs: number | null } {
