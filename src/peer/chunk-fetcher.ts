@@ -31,6 +31,7 @@ import { PeercloudError } from "../core/errors.js";
 import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-scheduler.js";
 import type { SourceStats } from "./source-scores.js";
 import type { ChunkStore } from "./chunk-store.js";
+import type { Arrival, ArrivingChunks } from "./arriving-chunks.js";
 import { AskLaterError, coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
@@ -53,6 +54,8 @@ export interface FetchDeps {
   announcer?: Announcer;
   /** This peer's board of downloads (the daemon's, served to other peers): with it, a fetch that names a `swarm` joins it. */
   swarmBoard?: SwarmBoard;
+  /** Where a swarm fetch offers chunks to the other members while their bytes still arrive (the daemon's transfer server serves them). */
+  arrivals?: ArrivingChunks;
   /** Receives, when the fetch ends, what it measured of each peer source, by the source's region. */
   regionQuality?: RegionQualityMeter;
 }
@@ -227,9 +230,11 @@ export class ChunkFetcher {
       providers: this.deps.providers!,
       signal: this.ending.signal,
       pollMs: this.options.swarmPollMs,
-      onView: (source, held, inFlight, complete) => {
+      onView: (source, held, inFlight, complete, relaying) => {
         this.register(source);
         for (const piece of held) this.scheduler.addCandidate(piece, source.id);
+        // A piece a member relays is as good as held: its bytes flow on as they reach it (arriving-chunks.ts).
+        for (const piece of relaying) this.scheduler.addCandidate(piece, source.id);
         this.scheduler.setRemoteInFlight(source.id, inFlight);
         this.scheduler.setLeecher(source.id, !complete);
         this.wake();
@@ -306,12 +311,34 @@ export class ChunkFetcher {
     const startMs = performance.now();
     let firstByteMs: number | undefined;
     const deferToSwarm = swarm !== null && source.kind === "peer" && this.scheduler.asksSeedInSwarm(sourceId);
+    // Offered to the swarm as the bytes arrive: undefined until they start, null when another request of this chunk is the one offered.
+    let arrival: Arrival | null | undefined;
+    let settled = false;
+    const arrivals = swarm !== null && source.kind === "peer" ? this.deps.arrivals : undefined;
+    const onBody = arrivals
+      ? (body: Uint8Array, receivedBytes: number) => {
+          if (arrival === undefined) {
+            if (settled) return;
+            arrival = arrivals.begin(cid, body);
+            if (arrival) swarm!.relayStarted(piece);
+          }
+          arrival?.advance(receivedBytes);
+        }
+      : undefined;
+    const withdraw = (reason?: Error) => {
+      settled = true;
+      if (!arrival) return;
+      if (reason) arrival.fail(reason);
+      arrival.end();
+      swarm!.relayEnded(piece);
+    };
     try {
       bytes = await abortable(
-        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs), deferToSwarm ? { deferToSwarm } : undefined),
+        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs), deferToSwarm || onBody ? { deferToSwarm, onBody } : undefined),
         controller.signal,
       );
     } catch (error) {
+      withdraw(error instanceof Error ? error : new Error(messageOf(error)));
       swarm?.ended(piece);
       if (error instanceof AskLaterError && !controller.signal.aborted) {
         // No fault: the piece (or, for a busy source, the source) waits, and a timer lets it be asked again.
@@ -340,12 +367,15 @@ export class ChunkFetcher {
     // The local store re-hashed its copy already (readSelf); everything else is hashed here.
     const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
     if (wrongSize || (sourceId !== SELF_SOURCE_ID && !createHash("sha256").update(bytes).digest().equals(this.digests[piece]))) {
+      withdraw(new PeercloudError("corrupt_chunk", `${sourceId} sent bytes that do not match ${cid}`, 502));
       swarm?.ended(piece);
       this.scheduler.requestFailed(piece, sourceId, "corrupt", performance.now());
       this.logs[piece].lastError = `${sourceId} sent bytes that do not match the CID`;
       this.options.onWarning?.(`source ${sourceId} (${source.kind}) sent corrupt data for chunk ${cid}; penalised`);
       return;
     }
+    // Relayed streams may send their last byte now; new requests go to the store once the cache write is done.
+    arrival?.verified();
     const endMs = performance.now();
     const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length, { atMs: endMs, elapsedMs: endMs - startMs, firstByteMs });
     for (const loser of cancel) this.controllers.get(`${piece}/${loser}`)?.abort(CANCELLED);
@@ -354,13 +384,17 @@ export class ChunkFetcher {
     // the head-of-line duplicate that unblocks it.
     this.wake();
     if (!accepted) {
+      withdraw();
       swarm?.ended(piece);
       return;
     }
     if (source.kind === "peer") this.counts.fromPeers++;
     else if (source.kind === "r2") this.counts.fromCold++;
     else this.counts.fromLocal++;
-    const caching = this.cache(piece, bytes, sourceId).finally(() => swarm?.ended(piece));
+    const caching = this.cache(piece, bytes, sourceId).finally(() => {
+      withdraw();
+      swarm?.ended(piece);
+    });
     this.caching.set(cid, caching);
     try {
       await sink(piece, bytes, source, this.ending.signal);

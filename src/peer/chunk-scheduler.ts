@@ -128,6 +128,8 @@ interface Attempt {
   count: number;
   /** Never ask this source for this piece again (it sent wrong bytes, or does not have it). */
   final: boolean;
+  /** Final because the source said it does not hold the piece: a later swarm view saying it does lifts that. */
+  absent?: boolean;
   /** The source referred this piece to the swarm (super-seed.ts): not asked again until deferralEnded. */
   deferred?: boolean;
 }
@@ -258,15 +260,18 @@ export class ChunkScheduler {
   }
 
   /**
-   * A swarm view says `sourceId` (already added) holds `piece`. A piece not
+   * A swarm view says `sourceId` (already added) holds `piece`, or relays it
+   * while it arrives there (arriving-chunks.ts). A piece not
    * looked up yet becomes ready with it (the directory is asked only if
    * every candidate fails); a ready one gains a candidate.
    */
   addCandidate(piece: number, sourceId: string): void {
     const p = this.piece(piece);
     if (!this.sources.has(sourceId)) throw new Error(`ChunkScheduler.addCandidate: unknown source ${sourceId}`);
-    if (p.candidates.includes(sourceId)) return;
     const attempt = p.attempts.get(sourceId);
+    // "Not here" may have been true a moment ago only (a relayed piece whose fetch failed there, then succeeded).
+    if (attempt?.absent) attempt.final = attempt.absent = false;
+    if (p.candidates.includes(sourceId)) return;
     if (attempt?.final) return;
     if (p.state === "new") {
       const queued = this.relookups.indexOf(piece);
@@ -355,6 +360,8 @@ export class ChunkScheduler {
     this.endRequest(p, sourceId);
     this.sources.ended(sourceId, { ok: false, reason, atMs });
     const attempt = p.attempts.get(sourceId)!;
+    // A source banned for wrong bytes stays banned whatever it says later.
+    if (reason === "absent" || reason === "corrupt") attempt.absent = reason === "absent" && !attempt.final;
     if (reason === "corrupt" || reason === "absent") attempt.final = true;
     if (reason === "deferred") {
       // A referral is no attempt: the source may be asked again (maxAttemptsPerSource) once its window is over.

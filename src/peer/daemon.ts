@@ -49,6 +49,7 @@ import { RepairWorker } from "./repair-worker.js";
 import { TransferClient } from "./transfer-client.js";
 import { TransferServer } from "./transfer-server.js";
 import { SwarmBoard } from "./swarm.js";
+import { ArrivingChunks } from "./arriving-chunks.js";
 import { RegionQualityMeter } from "./region-quality.js";
 import { UploadLimiter } from "./upload-limiter.js";
 
@@ -173,6 +174,8 @@ export class PeerDaemon {
     const port = this.options.port ?? this.config.port;
     // Downloads run in this process, so other downloaders of the same file can see their progress here.
     const swarmBoard = new SwarmBoard();
+    // ... and chunks they are receiving are served to those others before they are complete.
+    const arrivals = new ArrivingChunks();
     const uploadRate = this.options.maxUploadBytesPerSecond;
     const uploadLimiter = uploadRate ? new UploadLimiter({ bytesPerSecond: uploadRate }) : undefined;
     this.transferServer = new TransferServer({
@@ -183,6 +186,7 @@ export class PeerDaemon {
       maxChunkBytes: params.maxChunkBytes,
       signatureMaxSkewMs: params.signatureMaxSkewMs,
       swarm: swarmBoard,
+      arrivals,
       ...(uploadLimiter ? { uploadLimiter } : {}),
     });
     this.transferServer.on("warning", (w) => this.emit({ event: "transfer_warning", code: w.code, message: w.message, status: w.status }));
@@ -260,7 +264,7 @@ export class PeerDaemon {
     const network = {
       ...networkDeps({ directory: socketDirectory(conn, httpDirectory(edge, this.config.region)), transfer: this.transferClient, edge, selfNodeId: this.config.nodeId }),
       // Only a peer that serves chunks can trade them.
-      ...(provides ? { swarmBoard } : {}),
+      ...(provides ? { swarmBoard, arrivals } : {}),
       regionQuality: this.regionQuality,
     };
     const ops = new LocalOperations({ home, config: () => this.config, store, library: new Library(home.dir), network, daemon: () => this.state() });

@@ -126,7 +126,7 @@ export function networkDeps({ directory, transfer, edge, selfNodeId, batching }:
           id: info.nodeId,
           kind: "peer",
           region: info.region,
-          fetch: (c, s, onFirstByte, options) => transfer.getChunk(address, c, { signal: s, onResponse: onFirstByte, deferToSwarm: options?.deferToSwarm }),
+          fetch: (c, s, onFirstByte, options) => transfer.getChunk(address, c, { signal: s, onResponse: onFirstByte, deferToSwarm: options?.deferToSwarm, onBody: options?.onBody }),
           swarmView: (key, since, s) => transfer.swarmView(address, key, since, { signal: s }),
         });
       }

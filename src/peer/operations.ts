@@ -22,6 +22,7 @@ import type { Announcer, ColdStore, ProviderDirectory, ReplicaTargets } from "./
 import type { TransferStats } from "./transfer-counters.js";
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard } from "./swarm.js";
+import type { ArrivingChunks } from "./arriving-chunks.js";
 import { fromBase64Url } from "../core/bytes.js";
 import { DEFAULT_PARAMS } from "../core/params.js";
 import { applyPolicy, type PolicyResult } from "./policy.js";
@@ -122,6 +123,8 @@ export interface NetworkDeps {
   announcer?: Announcer;
   /** The daemon's downloads as shown to other peers (swarm.ts); one-shot sessions have none. */
   swarmBoard?: SwarmBoard;
+  /** Chunks the daemon's downloads are receiving, relayed to their swarms (arriving-chunks.ts). */
+  arrivals?: ArrivingChunks;
   /** Where downloads leave their measurements of each region's sources (the daemon reports them to the directory). */
   regionQuality?: RegionQualityMeter;
 }

@@ -40,6 +40,11 @@ export class AskLaterError extends PeercloudError {
   }
 }
 
+export interface FetchOptions {
+  deferToSwarm?: boolean;
+  onBody?: (body: Uint8Array, receivedBytes: number) => void;
+}
+
 /** One place a sealed chunk can be fetched from: a peer, R2, or a local store. */
 export interface ChunkSource {
   /** Stable for the download (a peer's node ID; "cold" for R2). Equal ids are one source. */
@@ -51,8 +56,11 @@ export interface ChunkSource {
    * The sealed bytes, unverified. `onFirstByte`, when the source is remote, marks the answer's arrival (round-trip
    * measurement). `deferToSwarm`: the download can get the chunk from its swarm instead, and a seed that just sent
    * it to another member may refuse with an AskLaterError (super-seed.ts); sources that cannot refuse ignore it.
+   * `onBody`: called as the sealed bytes arrive, with the buffer they fill (the chunk's full size, the one
+   * resolved in the end) and how many arrived, so the swarm can be served them early (arriving-chunks.ts);
+   * sources that deliver all at once never call it.
    */
-  fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void, options?: { deferToSwarm?: boolean }): Promise<Uint8Array>;
+  fetch(cid: string, signal: AbortSignal, onFirstByte?: () => void, options?: FetchOptions): Promise<Uint8Array>;
   /** The source's swarm view of a file (swarm.ts), unverified; null when it has none. Peers only. */
   swarmView?(key: string, since: number, signal: AbortSignal): Promise<unknown>;
 }

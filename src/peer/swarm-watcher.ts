@@ -30,8 +30,8 @@ export interface SwarmWatcherOptions {
   rootCid: string;
   pieces: number;
   providers: ProviderDirectory;
-  /** A member's news: pieces it holds (new since its last view), all it fetches now, and whether it holds everything. */
-  onView(source: ChunkSource, held: number[], inFlight: number[], complete: boolean): void;
+  /** A member's news: pieces it holds (new since its last view), all it fetches now, whether it holds everything, and the pieces it serves while they arrive. */
+  onView(source: ChunkSource, held: number[], inFlight: number[], complete: boolean, relaying: number[]): void;
   /** A member stopped answering: forget what it was fetching. */
   onGone(sourceId: string): void;
   /** Ends the watch. */
@@ -130,7 +130,7 @@ export class SwarmWatcher {
         failures = 0;
         // A cursor ahead of the member's log means it restarted: the next answer is a full bitmap.
         since = view.seq;
-        this.o.onView(member, heldPieces(view), view.complete ? [] : view.inFlight, view.complete);
+        this.o.onView(member, heldPieces(view), view.complete ? [] : view.inFlight, view.complete, view.complete ? [] : (view.relaying ?? []));
         if (view.complete) {
           this.complete.add(member.id);
           return;

@@ -13,7 +13,7 @@
  * each other directly:
  *
  *   GET /v1/swarm/<key>?since=<seq>   (transfer server, session required)
- *   → { pieces, seq, have?: number[], bitmap?: base64, inFlight: number[], complete }
+ *   → { pieces, seq, have?: number[], bitmap?: base64, inFlight: number[], relaying?: number[], complete }
  *
  * `key` names one file of a download (the file manifest's CID, or
  * `<dir manifest CID>/<name>` for a small file inlined in a directory), and
@@ -22,7 +22,10 @@
  * from the manifest. `have` lists the pieces received since `seq` (a
  * cursor into this peer's append-only log), or `bitmap` all of them when
  * the cursor is 0 or unknown; a piece is listed only once its chunk is in
- * the store, so it can be served. Answers are small (deltas), and a member
+ * the store, so it can be served. `relaying` lists the pieces in flight
+ * whose bytes are arriving now, which this peer serves already, before they
+ * are complete (arriving-chunks.ts); a member that does not relay omits it.
+ * Answers are small (deltas), and a member
  * is polled every `pollMs` — a fraction of one chunk's transfer time.
  *
  * The board (this peer's side) keeps the file's progress after the download
@@ -46,6 +49,8 @@ export interface SwarmView {
   /** All pieces held, one bit each, piece 0 = the lowest bit of byte 0 (base64url). */
   bitmap?: string;
   inFlight: number[];
+  /** Pieces in flight that can be fetched from this member already (their bytes are arriving). */
+  relaying?: number[];
   complete: boolean;
 }
 
@@ -54,6 +59,7 @@ export class SwarmProgress {
   private readonly held: Uint8Array;
   private readonly log: number[] = [];
   private readonly fetching = new Map<number, number>();
+  private readonly relayed = new Set<number>();
   /** Downloads of this key open now (a tree may name one file twice). */
   users = 0;
   lastUsedMs = 0;
@@ -72,6 +78,15 @@ export class SwarmProgress {
     else this.fetching.delete(piece);
   }
 
+  /** The piece's bytes are arriving and served to others as they come (arriving-chunks.ts), until relayEnded. */
+  relayStarted(piece: number): void {
+    this.relayed.add(piece);
+  }
+
+  relayEnded(piece: number): void {
+    this.relayed.delete(piece);
+  }
+
   /** The piece's chunk is in the store: others may fetch it from here. */
   holds(piece: number): void {
     if (piece < 0 || piece >= this.pieces || this.has(piece)) return;
@@ -86,7 +101,8 @@ export class SwarmProgress {
   view(since: number): SwarmView {
     const complete = this.log.length === this.pieces;
     const inFlight = [...this.fetching.keys()];
-    const base = { pieces: this.pieces, seq: this.log.length, inFlight, complete };
+    const relaying = [...this.relayed].filter((piece) => !this.has(piece));
+    const base = { pieces: this.pieces, seq: this.log.length, inFlight, relaying, complete };
     if (since > 0 && since <= this.log.length) return { ...base, have: this.log.slice(since) };
     return { ...base, bitmap: toBase64Url(this.held) };
   }
@@ -140,6 +156,7 @@ export function parseSwarmView(value: unknown, pieces: number): SwarmView | null
   const isPieceList = (list: unknown): list is number[] => Array.isArray(list) && list.length <= pieces && list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < pieces);
   if (!Number.isSafeInteger(v.seq) || v.seq! < 0 || v.seq! > pieces || !isPieceList(v.inFlight) || typeof v.complete !== "boolean") return null;
   if (v.have !== undefined && !isPieceList(v.have)) return null;
+  if (v.relaying !== undefined && !isPieceList(v.relaying)) return null;
   if (v.bitmap !== undefined && typeof v.bitmap !== "string") return null;
   if ((v.have === undefined) === (v.bitmap === undefined)) return null;
   return v as SwarmView;

@@ -71,6 +71,9 @@ export interface RequestOptions {
   onResponse?: () => void;
 }
 
+/** Sees a successful answer's body fill: the buffer (its full Content-Length, returned in the end) and how many bytes of it arrived. */
+export type BodyProgress = (body: Uint8Array, receivedBytes: number) => void;
+
 interface Session {
   token: string;
   expiresAtMs: number;
@@ -116,15 +119,16 @@ export class TransferClient {
    * The sealed chunk `cid` from the peer at `peerAddress` (e.g. "http://10.0.0.2:7070").
    * `deferToSwarm`: this download can get the chunk from its swarm instead, so a seed that just sent it to
    * another member may refuse (rejects with an AskLaterError of scope "chunk"; super-seed.ts).
+   * `onBody` watches the chunk arrive (arriving-chunks.ts relays it onward before it is complete).
    */
-  async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number; deferToSwarm?: boolean } = {}): Promise<Uint8Array> {
+  async getChunk(peerAddress: string, cid: string, options: RequestOptions & { maxBytes?: number; deferToSwarm?: boolean; onBody?: BodyProgress } = {}): Promise<Uint8Array> {
     const path = chunkPath(cid);
     const maxBytes = Math.min(options.maxBytes ?? this.maxChunkBytes, this.maxChunkBytes);
     const reply = await this.counted(() =>
       this.withSession(peerAddress, options.signal, (peer, token) => {
         const headers: Record<string, string> = { authorization: `Bearer ${token}` };
         if (options.deferToSwarm) headers[DEFER_HEADER] = DEFER_TO_SWARM;
-        return this.send(peer, "GET", path, headers, undefined, options.signal, maxBytes, options.onResponse);
+        return this.send(peer, "GET", path, headers, undefined, options.signal, maxBytes, options.onResponse, options.onBody);
       }),
     );
     const body = reply.body;
@@ -325,6 +329,7 @@ export class TransferClient {
     signal: AbortSignal | undefined,
     maxBodyBytes: number,
     onResponse?: () => void,
+    onBody?: BodyProgress,
   ): Promise<Reply> {
     signal?.throwIfAborted();
     return new Promise<Reply>((resolve, reject) => {
@@ -356,13 +361,13 @@ export class TransferClient {
       req.on("response", (res) => {
         responded = true;
         onResponse?.();
-        this.readReply(peer, method, res, maxBodyBytes, finish);
+        this.readReply(peer, method, res, maxBodyBytes, finish, onBody);
       });
       req.end(body);
     });
   }
 
-  private readReply(peer: Peer, method: string, res: IncomingMessage, maxBodyBytes: number, finish: (err: unknown, reply?: Reply) => void): void {
+  private readReply(peer: Peer, method: string, res: IncomingMessage, maxBodyBytes: number, finish: (err: unknown, reply?: Reply) => void, onBody?: BodyProgress): void {
     const status = res.statusCode ?? 0;
     const lengthHeader = res.headers["content-length"];
     const contentLength = lengthHeader !== undefined && /^\d{1,15}$/.test(lengthHeader) ? Number(lengthHeader) : null;
@@ -380,11 +385,13 @@ export class TransferClient {
     if (contentLength !== null && contentLength > cap) return fail(`response of ${contentLength} bytes exceeds the ${cap}-byte limit`);
     let body = Buffer.allocUnsafe(contentLength ?? cap);
     let receivedBytes = 0;
+    const progress = ok ? onBody : undefined;
     res.on("data", (piece: Buffer) => {
       if (receivedBytes + piece.length > body.length) return fail(`response body exceeds ${body.length} bytes`);
       piece.copy(body, receivedBytes);
       receivedBytes += piece.length;
       this.receivedBytes += piece.length;
+      progress?.(body, receivedBytes);
     });
     res.on("end", () => {
       if (contentLength !== null && receivedBytes !== contentLength) return fail(`response ended after ${receivedBytes} of ${contentLength} bytes`);

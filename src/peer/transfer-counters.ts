@@ -12,6 +12,8 @@ export interface TransferStats {
   chunksServed: number;
   /** Bytes of the chunks served whole. */
   bytesServed: number;
+  /** Of chunksServed, those sent while this peer was still receiving them (relayed cut-through to a swarm, arriving-chunks.ts). */
+  chunksRelayed: number;
   /** Chunk response bytes sent so far, counted as they stream (cut-off responses included): what the capacity meter reads. */
   bytesSent: number;
   chunksReceived: number;
@@ -30,6 +32,7 @@ export class TransferCounters {
   sessionsOpened = 0;
   chunksServed = 0;
   bytesServed = 0;
+  chunksRelayed = 0;
   bytesSent = 0;
   chunksReceived = 0;
   bytesReceived = 0;
@@ -60,6 +63,7 @@ export class TransferCounters {
       sessionsOpened: this.sessionsOpened,
       chunksServed: this.chunksServed,
       bytesServed: this.bytesServed,
+      chunksRelayed: this.chunksRelayed,
       bytesSent: this.bytesSent,
       chunksReceived: this.chunksReceived,
       bytesReceived: this.bytesReceived,

@@ -4,7 +4,8 @@
  * transfer").
  *
  *   POST /v1/session       signed request (src/core/signed-request.ts) → { token, expiresAtMs }
- *   GET  /v1/chunks/:cid   Bearer session → the sealed chunk, streamed from the store
+ *   GET  /v1/chunks/:cid   Bearer session → the sealed chunk, streamed from the store (or, while a swarm
+ *                          download is receiving it, relayed as it arrives: arriving-chunks.ts)
  *                          (409 sent_to_swarm: see super-seed.ts; 503 busy: see serveChunk)
  *   HEAD /v1/chunks/:cid   Bearer session → existence and Content-Length
  *   PUT  /v1/chunks/:cid   Bearer session with role publisher or service → store a pinned replica
@@ -29,6 +30,7 @@ import { AuthError, isPeercloudError, NotFoundError, PeercloudError, ValidationE
 import { DEFAULT_PARAMS } from "../core/params.js";
 import type { Role } from "../core/roles.js";
 import { verifySignedRequest } from "../core/signed-request.js";
+import type { ArrivingChunks } from "./arriving-chunks.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { FairServeQueue } from "./fair-serve.js";
 import { NonceCache } from "./nonce-cache.js";
@@ -74,6 +76,8 @@ export interface TransferServerOptions {
   maxConcurrentSends?: number;
   /** This peer's downloads, shown to the other members of their swarms. Absent: GET /v1/swarm answers 404. */
   swarm?: SwarmBoard;
+  /** Chunks this peer's swarm downloads are receiving now: served as they arrive when the store does not hold them yet. */
+  arrivals?: ArrivingChunks;
   /** While a chunk goes to a swarm member, and this long after, other members asking for it are sent to the swarm (super-seed.ts). Default 4 s; 0: never. */
   superSeedWindowMs?: number;
   now?: () => number;
@@ -323,7 +327,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   }
 
   private async streamChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
-    const read = await this.options.store.openRead(cid);
+    const stored = await this.options.store.openRead(cid);
+    const read = stored ?? this.options.arrivals?.open(cid);
     if (!read) throw new NotFoundError("chunk_not_found", `this peer does not hold ${cid}`);
     if (swarmMember) this.recentSends!.started(cid, claims.nodeId, this.now());
     const bytes = read.end - read.start;
@@ -349,6 +354,7 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
     const tookMs = performance.now() - startedMs;
     this.sendMs += SEND_TIME_WEIGHT * (tookMs - this.sendMs);
     this.counters.served(claims.nodeId, bytes);
+    if (!stored) this.counters.chunksRelayed++;
     this.emit("served", { cid, bytes, nodeId: claims.nodeId });
   }
 

@@ -264,6 +264,28 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "peer-b", duplicate: false }]);
   });
 
+  it("a member that said 'not here' for a piece it relayed is asked again once its view lists the piece; one that sent wrong bytes never is", () => {
+    const s = ready(1, () => ["origin"], { windowChunks: 4, perSourceInFlight: 4, endgame: false });
+    for (const id of ["relay", "liar"]) {
+      s.addSource(id, "peer");
+      s.setLeecher(id, true);
+      s.addCandidate(0, id);
+    }
+    const first = s.nextRequests();
+    expect(first).toHaveLength(1);
+    const firstSource = first[0].sourceId;
+    expect(["relay", "liar"]).toContain(firstSource);
+    // Whichever was asked first: "relay" lost its copy mid-arrival (404), "liar" sent wrong bytes.
+    s.requestFailed(0, firstSource, firstSource === "relay" ? "absent" : "corrupt");
+    const second = s.nextRequests();
+    expect(second.map((a) => a.sourceId)).toEqual([firstSource === "relay" ? "liar" : "relay"]);
+    s.requestFailed(0, second[0].sourceId, second[0].sourceId === "relay" ? "absent" : "corrupt");
+    // Views list the piece again for both: only the one that said "not here" is asked (leechers first, so not the origin).
+    s.addCandidate(0, "relay");
+    s.addCandidate(0, "liar");
+    expect(s.nextRequests()).toEqual([{ piece: 0, sourceId: "relay", duplicate: false }]);
+  });
+
   it("asks a leecher for a piece it holds, waiting for its slots rather than asking the publisher again", () => {
     const s = ready(3, () => ["origin"], { windowChunks: 8, perSourceInFlight: 1, endgame: false });
     s.addSource("peer-b", "peer");
