@@ -36,8 +36,8 @@ export interface SwarmWatcherOptions {
   onGone(sourceId: string): void;
   /** Ends the watch. */
   signal: AbortSignal;
-  /** Between two polls of one member. Default 250 ms. */
-  pollMs?: number;
+  /** Between two polls of one member: a number, or a function asked before each wait (the fetcher's follows its pieces' transfer time). Default 250 ms. */
+  pollMs?: number | (() => number);
   /** Between two membership lookups after the first few. Default 1000 ms. */
   refreshMs?: number;
   /** Longest interval the lookups back off to while they find nobody new. Default 8000 ms. */
@@ -59,14 +59,15 @@ export class SwarmWatcher {
   private readonly complete = new Set<string>();
   /** Every member seen so far (a lookup that finds only these finds nobody new). */
   private readonly known = new Set<string>();
-  private readonly pollMs: number;
+  private readonly pollMs: () => number;
   private readonly refreshMs: number;
   private readonly maxRefreshMs: number;
   private readonly maxFailures: number;
   private readonly wait: (ms: number, signal: AbortSignal) => Promise<void>;
 
   constructor(private readonly o: SwarmWatcherOptions) {
-    this.pollMs = o.pollMs ?? 250;
+    const pollMs = o.pollMs ?? 250;
+    this.pollMs = typeof pollMs === "number" ? () => pollMs : pollMs;
     this.refreshMs = o.refreshMs ?? 1000;
     this.maxRefreshMs = Math.max(this.refreshMs, o.maxRefreshMs ?? 8000);
     this.maxFailures = o.maxFailures ?? 3;
@@ -136,7 +137,7 @@ export class SwarmWatcher {
           return;
         }
       }
-      await this.wait(this.pollMs, signal);
+      await this.wait(this.pollMs(), signal);
     }
   }
 }

@@ -191,6 +191,24 @@ describe("ChunkScheduler", () => {
     expect(s.isFinished()).toBe(true);
   });
 
+  it("endgame: runs at most endgameExtraRequests duplicates at once, and starts the next when one ends", () => {
+    const s = ready(6, () => ["a", "b"], { windowChunks: 8, perSourceInFlight: 8, endgameExtraRequests: 2 });
+    const first = s.nextRequests();
+    expect(first.filter((a) => !a.duplicate)).toHaveLength(6);
+    // The window has room for all six, but a duplicate takes downlink from the pieces still missing: two at a time.
+    const dups = first.filter((a) => a.duplicate);
+    expect(dups.map((a) => a.piece)).toEqual([0, 1]);
+    expect(s.nextRequests()).toEqual([]);
+    // Piece 0's duplicate wins; its original is cancelled: one duplicate left, so the next piece gets one.
+    const original = first.find((a) => a.piece === 0 && !a.duplicate)!;
+    const { cancel } = s.requestSucceeded(0, dups[0].sourceId, 10);
+    expect(cancel).toEqual([original.sourceId]);
+    s.requestFailed(0, original.sourceId, "cancelled");
+    s.consumed(0);
+    const next = s.nextRequests();
+    expect(next.map((a) => [a.piece, a.duplicate])).toEqual([[2, true]]);
+  });
+
   it("does not duplicate before the endgame", () => {
     const s = ready(50, () => ["a", "b"], { windowChunks: 4, perSourceInFlight: 4, lookaheadPieces: 8 });
     expect(s.nextRequests().some((a) => a.duplicate)).toBe(false);

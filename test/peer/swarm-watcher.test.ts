@@ -64,3 +64,35 @@ describe("SwarmWatcher membership lookups", () => {
     expect(views.sort()).toEqual(["a", "b"]);
   });
 });
+
+describe("SwarmWatcher polls", () => {
+  it("wait as long as the pollMs function says at each turn (the fetcher's follows its pieces' transfer time)", async () => {
+    const controller = new AbortController();
+    const paces = [333, 444, 555];
+    let asked = 0;
+    const pollWaits: number[] = [];
+    const leecher: ChunkSource = {
+      id: "leecher",
+      kind: "peer",
+      fetch: () => Promise.reject(new Error("not used")),
+      swarmView: async () => ({ pieces: 1, seq: 0, bitmap: "AA", inFlight: [0], complete: false }),
+    };
+    await new SwarmWatcher({
+      key: "file",
+      rootCid: "root",
+      pieces: 1,
+      providers: { providers: async () => [leecher] },
+      signal: controller.signal,
+      pollMs: () => paces[Math.min(asked++, paces.length - 1)],
+      onView: () => {},
+      onGone: () => {},
+      wait: async (ms) => {
+        // The membership loop's waits are 200 ms and up from 1000; the member's polls take the paces above.
+        if (!paces.includes(ms)) return;
+        pollWaits.push(ms);
+        if (pollWaits.length === 4) controller.abort();
+      },
+    }).run();
+    expect(pollWaits).toEqual([333, 444, 555, 555]);
+  });
+});
