@@ -14,15 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { toBase64Url } from "../../src/core/bytes.js";
-import { issueCertificate } from "../../src/core/certificate.js";
 import { generateIdentity } from "../../src/core/identity.js";
-import { nodeIdFromPublicKey } from "../../src/core/node-id.js";
 import { ArrivingChunks } from "../../src/peer/arriving-chunks.js";
 import { ChunkStore } from "../../src/peer/chunk-store.js";
 import { TransferClient, TransferError } from "../../src/peer/transfer-client.js";
 import { TransferServer } from "../../src/peer/transfer-server.js";
 import { makeChunk } from "./store-contract.js";
+import { certify, makeTestNetwork } from "./test-network.js";
 
 /** Collects a stream's bytes; `until(n)` resolves once n bytes came (the test's only way to wait: on data). */
 function collect(stream: Readable) {
@@ -113,22 +111,12 @@ describe("relayed over the wire (GET /v1/chunks/:cid)", () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "peercloud-relay-"));
-    const network = await generateIdentity();
+    const network = await makeTestNetwork();
     store = await ChunkStore.open(join(dir, "store"));
     server = new TransferServer({ store, networkPublicKey: network.publicKey, host: "127.0.0.1", port: 0, arrivals });
     url = (await server.listen()).url;
     const identity = await generateIdentity();
-    const certificate = await issueCertificate(network.secretKey, {
-      v: 1,
-      network: await nodeIdFromPublicKey(network.publicKey),
-      nodeId: identity.nodeId,
-      publicKey: toBase64Url(identity.publicKey),
-      region: "eu",
-      roles: ["service"],
-      issuedAtMs: Date.now() - 1000,
-      expiresAtMs: Date.now() + 3600_000,
-      serial: toBase64Url(randomBytes(9)),
-    });
+    const certificate = await certify(network, identity, ["service"]);
     client = new TransferClient({ secretKey: identity.secretKey, certificate });
   });
 

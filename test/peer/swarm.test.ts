@@ -18,10 +18,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { toBase64Url } from "../../src/core/bytes.js";
-import { issueCertificate } from "../../src/core/certificate.js";
-import { generateIdentity, type Identity } from "../../src/core/identity.js";
-import { nodeIdFromPublicKey } from "../../src/core/node-id.js";
+import { generateIdentity } from "../../src/core/identity.js";
 import { ArrivingChunks } from "../../src/peer/arriving-chunks.js";
 import { ChunkStore } from "../../src/peer/chunk-store.js";
 import { getLink } from "../../src/peer/download.js";
@@ -31,6 +28,7 @@ import { heldPieces, parseSwarmView, SwarmBoard } from "../../src/peer/swarm.js"
 import { TransferClient } from "../../src/peer/transfer-client.js";
 import { TransferServer } from "../../src/peer/transfer-server.js";
 import { UploadLimiter } from "../../src/peer/upload-limiter.js";
+import { certify, makeTestNetwork } from "./test-network.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -59,20 +57,7 @@ interface Peer {
 }
 
 async function makeNetwork(label: string, uploadLimited: string, serverOptions: { superSeedWindowMs?: number } = {}) {
-  const network = await generateIdentity();
-  const networkId = await nodeIdFromPublicKey(network.publicKey);
-  const certify = (identity: Identity) =>
-    issueCertificate(network.secretKey, {
-      v: 1,
-      network: networkId,
-      nodeId: identity.nodeId,
-      publicKey: toBase64Url(identity.publicKey),
-      region: "eu",
-      roles: ["service", "publisher"],
-      issuedAtMs: Date.now() - 1000,
-      expiresAtMs: Date.now() + 3600_000,
-      serial: toBase64Url(randomBytes(9)),
-    });
+  const network = await makeTestNetwork();
   const peers = new Map<string, Peer>();
   /** The directory stand-in: CID → peers that announced it. */
   const holders = new Map<string, Set<string>>();
@@ -97,7 +82,7 @@ async function makeNetwork(label: string, uploadLimited: string, serverOptions: 
       ...(name === uploadLimited ? { uploadLimiter: new UploadLimiter({ bytesPerSecond: PUBLISHER_BYTES_PER_SECOND }) } : {}),
     });
     const { url } = await server.listen();
-    const client = new TransferClient({ secretKey: identity.secretKey, certificate: await certify(identity) });
+    const client = new TransferClient({ secretKey: identity.secretKey, certificate: await certify(network, identity, ["service", "publisher"]) });
     const peer = { id: identity.nodeId, url, store, server, client, board, arrivals };
     peers.set(peer.id, peer);
     return peer;

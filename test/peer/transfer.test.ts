@@ -14,10 +14,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { toBase64Url } from "../../src/core/bytes.js";
-import { issueCertificate } from "../../src/core/certificate.js";
 import { generateIdentity, type Identity } from "../../src/core/identity.js";
-import { nodeIdFromPublicKey } from "../../src/core/node-id.js";
 import type { Role } from "../../src/core/roles.js";
 import { signRequest } from "../../src/core/signed-request.js";
 import { ChunkStore } from "../../src/peer/chunk-store.js";
@@ -28,32 +25,7 @@ import { UploadLimiter } from "../../src/peer/upload-limiter.js";
 import { AskLaterError } from "../../src/peer/sources.js";
 import { LoadReporter } from "../../src/peer/load-report.js";
 import { cidOf, makeChunk } from "./store-contract.js";
-
-interface Network {
-  secretKey: Uint8Array;
-  publicKey: Uint8Array;
-  id: string;
-}
-
-async function makeNetwork(): Promise<Network> {
-  const identity = await generateIdentity();
-  return { secretKey: identity.secretKey, publicKey: identity.publicKey, id: identity.nodeId };
-}
-
-async function certify(network: Network, identity: Identity, roles: Role[], validity: { issuedAtMs?: number; expiresAtMs?: number } = {}): Promise<string> {
-  const issuedAtMs = validity.issuedAtMs ?? Date.now() - 1000;
-  return issueCertificate(network.secretKey, {
-    v: 1,
-    network: await nodeIdFromPublicKey(network.publicKey),
-    nodeId: identity.nodeId,
-    publicKey: toBase64Url(identity.publicKey),
-    region: "eu",
-    roles,
-    issuedAtMs,
-    expiresAtMs: validity.expiresAtMs ?? issuedAtMs + 3600_000,
-    serial: toBase64Url(randomBytes(9)),
-  });
-}
+import { certify, makeTestNetwork as makeNetwork, type TestNetwork as Network } from "./test-network.js";
 
 interface RawReply {
   status: number;
