@@ -130,6 +130,18 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private readonly recentSends: RecentSends | null;
   /** Moving average of how long a chunk response streams, ms: when a "busy" requester should come back. */
   private sendMs = 1000;
+  /**
+   * The send slot each connection's chunk response holds. The slot is freed
+   * when the response's pipeline settles, but the client may have the last
+   * byte (and send its next request on the same keep-alive connection)
+   * before this process gets to that: a request on a connection whose
+   * response still holds a slot frees it first, or a client that keeps
+   * every connection busy would meet a queue that looks one round too
+   * deep and be told "busy" for nothing. (A pipelined request has no socket
+   * of its own until the response before it has ended, so it frees
+   * nothing early.)
+   */
+  private readonly slotByConnection = new WeakMap<Socket, () => void>();
 
   constructor(private readonly options: TransferServerOptions) {
     super();
@@ -276,6 +288,8 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
   private async serveChunk(res: ServerResponse, cid: string, claims: SessionClaims, swarmMember: boolean): Promise<void> {
     // Asked before queueing and again once a slot is free: the queue wait is when another member's copy usually starts.
     if (swarmMember) this.checkNotSentToSwarm(cid, claims.nodeId);
+    const socket = res.socket;
+    if (socket) this.slotByConnection.get(socket)?.();
     if (this.sendQueue) this.checkNotTooBusy(claims.nodeId);
     // The slot first, then the file: a waiting request holds no descriptor. A reader that leaves while waiting frees its place.
     let release: (() => void) | null = null;
@@ -290,12 +304,14 @@ export class TransferServer extends EventEmitter<TransferServerEvents> {
       } finally {
         res.off("close", onClose);
       }
+      if (socket) this.slotByConnection.set(socket, release);
     }
     try {
       if (swarmMember) this.checkNotSentToSwarm(cid, claims.nodeId);
       await this.streamChunk(res, cid, claims, swarmMember);
     } finally {
       release?.();
+      if (socket && this.slotByConnection.get(socket) === release) this.slotByConnection.delete(socket);
     }
   }
 
