@@ -29,7 +29,7 @@ export const DEFER_HEADER = "x-peercloud-defer";
 export const DEFER_TO_SWARM = "swarm";
 /** Error code of the refusal (HTTP 409). */
 export const SENT_TO_SWARM = "sent_to_swarm";
-/** How long after a send ends a seed refers other swarm members to its recipient: many times the 250 ms in which views travel. */
+/** How long after a send ends a seed refers other swarm members to its recipient: several times the 250 ms – 1 s in which views travel. */
 export const DEFAULT_SUPER_SEED_WINDOW_MS = 4_000;
 /** Sends remembered at most (the oldest are forgotten first): a CID and a node ID each, a few MB at worst. */
 const MAX_REMEMBERED_SENDS = 65_536;
