@@ -9,6 +9,7 @@
  * temp directory and a real TransferClient.
  */
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -154,6 +155,8 @@ describe("relayed over the wire (GET /v1/chunks/:cid)", () => {
     const chunk = makeChunk("relayed", 3 * 1024 * 1024 + 17);
     const arrival = arrivals.begin(chunk.cid, chunk.bytes)!;
     arrival.advance(1024 * 1024);
+    // The server counts a response once its stream settled, which may be just after the client has every byte.
+    const served = once(server, "served");
     const get = relayedGet(chunk.cid);
     await get.until(1024 * 1024);
     arrival.advance(chunk.bytes.length);
@@ -161,6 +164,7 @@ describe("relayed over the wire (GET /v1/chunks/:cid)", () => {
     expect(get.settled).toBe(false);
     arrival.verified();
     expect(Buffer.compare(await get.result, chunk.bytes)).toBe(0);
+    await served;
     arrival.end();
     expect(server.stats()).toMatchObject({ chunksServed: 1, chunksRelayed: 1, bytesServed: chunk.bytes.length });
     // Withdrawn and not stored: not here.
@@ -190,7 +194,9 @@ describe("relayed over the wire (GET /v1/chunks/:cid)", () => {
     const chunk = makeChunk("stored", 200_000);
     const arrival = arrivals.begin(chunk.cid, new Uint8Array(chunk.bytes.length))!;
     await store.put(chunk.cid, chunk.bytes);
+    const served = once(server, "served");
     expect(Buffer.compare(await client.getChunk(url, chunk.cid), chunk.bytes)).toBe(0);
+    await served;
     expect(server.stats()).toMatchObject({ chunksServed: 1, chunksRelayed: 0 });
     arrival.end();
   });
