@@ -40,9 +40,12 @@ export class AskLaterError extends PeercloudError {
   }
 }
 
+/** Sees a chunk's sealed bytes arrive: the buffer they fill (the chunk's full size, the one resolved in the end) and how many arrived. */
+export type BodyProgress = (body: Uint8Array, receivedBytes: number) => void;
+
 export interface FetchOptions {
   deferToSwarm?: boolean;
-  onBody?: (body: Uint8Array, receivedBytes: number) => void;
+  onBody?: BodyProgress;
 }
 
 /** One place a sealed chunk can be fetched from: a peer, R2, or a local store. */

@@ -26,7 +26,7 @@ import { DEFAULT_PARAMS } from "../core/params.js";
 import { signRequest } from "../core/signed-request.js";
 import { SWARM_PATH_PREFIX } from "./swarm.js";
 import { DEFER_HEADER, DEFER_TO_SWARM, SENT_TO_SWARM } from "./super-seed.js";
-import { AskLaterError } from "./sources.js";
+import { AskLaterError, type BodyProgress } from "./sources.js";
 import { abortable } from "../core/abort.js";
 
 export type TransferErrorCode = "peer_unreachable" | "chunk_not_found" | "session_refused" | "transfer_failed";
@@ -70,9 +70,6 @@ export interface RequestOptions {
   /** Called when the answer's status line arrives (the downloader's round-trip measurement). */
   onResponse?: () => void;
 }
-
-/** Sees a successful answer's body fill: the buffer (its full Content-Length, returned in the end) and how many bytes of it arrived. */
-export type BodyProgress = (body: Uint8Array, receivedBytes: number) => void;
 
 interface Session {
   token: string;
