@@ -64,6 +64,16 @@ export class ArrivingChunks {
     return { stream: arrival.reader(), sizeBytes, start: 0, end: sizeBytes };
   }
 
+  /**
+   * One fetch's offer of `cid` to the swarm, driven by the fetch itself: it
+   * begins with the first bytes (`onBody`, the transfer client's body
+   * progress), unless another fetch of the chunk is offered already, and
+   * ends with `withdraw`. `offered`/`withdrawn` tell the swarm view.
+   */
+  tap(cid: string, hooks: { offered(): void; withdrawn(): void }): RelayTap {
+    return new RelayTap(this, cid, hooks);
+  }
+
   has(cid: string): boolean {
     return this.arrivals.has(cid);
   }
@@ -71,6 +81,49 @@ export class ArrivingChunks {
   /** Chunks offered now. */
   get size(): number {
     return this.arrivals.size;
+  }
+}
+
+/** A fetch's side of relaying its chunk (ArrivingChunks.tap). */
+export class RelayTap {
+  private arrival: Arrival | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly arrivals: ArrivingChunks,
+    private readonly cid: string,
+    private readonly hooks: { offered(): void; withdrawn(): void },
+  ) {}
+
+  /** The fetch's body progress: offers the chunk at its first bytes, then lets readers have what arrived. */
+  readonly onBody = (body: Uint8Array, receivedBytes: number): void => {
+    if (this.closed) return;
+    if (!this.arrival) {
+      this.arrival = this.arrivals.begin(this.cid, body);
+      if (!this.arrival) {
+        // Another fetch of this chunk is the one offered.
+        this.closed = true;
+        return;
+      }
+      this.hooks.offered();
+    }
+    this.arrival.advance(receivedBytes);
+  };
+
+  /** The whole chunk matched its CID: relayed streams may finish. */
+  verified(): void {
+    this.arrival?.verified();
+  }
+
+  /** Ends the offer (the store serves the chunk now, or the fetch is over); with a reason the fetch failed, and streams are cut. Once only; later calls do nothing. */
+  withdraw(reason?: Error): void {
+    this.closed = true;
+    const arrival = this.arrival;
+    if (!arrival) return;
+    this.arrival = null;
+    if (reason) arrival.fail(reason);
+    arrival.end();
+    this.hooks.withdrawn();
   }
 }
 
@@ -137,6 +190,8 @@ export class Arrival {
   }
 
   private wakeReaders(): void {
+    // Called for every piece of the body the socket delivers; most chunks have nobody reading them.
+    if (this.waiting.size === 0) return;
     for (const reader of [...this.waiting]) reader.pump();
   }
 }

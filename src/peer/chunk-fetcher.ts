@@ -31,7 +31,7 @@ import { PeercloudError } from "../core/errors.js";
 import { ChunkScheduler, COLD_SOURCE_ID, type SchedulerOptions } from "./chunk-scheduler.js";
 import type { SourceStats } from "./source-scores.js";
 import type { ChunkStore } from "./chunk-store.js";
-import type { Arrival, ArrivingChunks } from "./arriving-chunks.js";
+import type { ArrivingChunks } from "./arriving-chunks.js";
 import { AskLaterError, coldSource, type Announcer, type ChunkSource, type ColdStore, type ProviderDirectory } from "./sources.js";
 import type { RegionQualityMeter } from "./region-quality.js";
 import type { SwarmBoard, SwarmProgress } from "./swarm.js";
@@ -328,34 +328,16 @@ export class ChunkFetcher {
     const startMs = performance.now();
     let firstByteMs: number | undefined;
     const deferToSwarm = swarm !== null && source.kind === "peer" && this.scheduler.asksSeedInSwarm(sourceId);
-    // Offered to the swarm as the bytes arrive: undefined until they start, null when another request of this chunk is the one offered.
-    let arrival: Arrival | null | undefined;
-    let settled = false;
-    const arrivals = swarm !== null && source.kind === "peer" ? this.deps.arrivals : undefined;
-    const onBody = arrivals
-      ? (body: Uint8Array, receivedBytes: number) => {
-          if (arrival === undefined) {
-            if (settled) return;
-            arrival = arrivals.begin(cid, body);
-            if (arrival) swarm!.relayStarted(piece);
-          }
-          arrival?.advance(receivedBytes);
-        }
-      : undefined;
-    const withdraw = (reason?: Error) => {
-      settled = true;
-      if (!arrival) return;
-      if (reason) arrival.fail(reason);
-      arrival.end();
-      swarm!.relayEnded(piece);
-    };
+    // Offered to the swarm as the bytes arrive (arriving-chunks.ts), shown in the view while it is.
+    const relay =
+      swarm !== null && source.kind === "peer" && this.deps.arrivals ? this.deps.arrivals.tap(cid, { offered: () => swarm.relayStarted(piece), withdrawn: () => swarm.relayEnded(piece) }) : null;
     try {
       bytes = await abortable(
-        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs), deferToSwarm || onBody ? { deferToSwarm, onBody } : undefined),
+        source.fetch(cid, controller.signal, () => (firstByteMs = performance.now() - startMs), { deferToSwarm, onBody: relay?.onBody }),
         controller.signal,
       );
     } catch (error) {
-      withdraw(error instanceof Error ? error : new Error(messageOf(error)));
+      relay?.withdraw(error instanceof Error ? error : new Error(messageOf(error)));
       swarm?.ended(piece);
       if (error instanceof AskLaterError && !controller.signal.aborted) {
         // No fault: the piece (or, for a busy source, the source) waits, and a timer lets it be asked again.
@@ -384,7 +366,7 @@ export class ChunkFetcher {
     // The local store re-hashed its copy already (readSelf); everything else is hashed here.
     const wrongSize = sealedSizeBytes !== undefined && bytes.length !== sealedSizeBytes;
     if (wrongSize || (sourceId !== SELF_SOURCE_ID && !createHash("sha256").update(bytes).digest().equals(this.digests[piece]))) {
-      withdraw(new PeercloudError("corrupt_chunk", `${sourceId} sent bytes that do not match ${cid}`, 502));
+      relay?.withdraw(new PeercloudError("corrupt_chunk", `${sourceId} sent bytes that do not match ${cid}`, 502));
       swarm?.ended(piece);
       this.scheduler.requestFailed(piece, sourceId, "corrupt", performance.now());
       this.logs[piece].lastError = `${sourceId} sent bytes that do not match the CID`;
@@ -392,7 +374,7 @@ export class ChunkFetcher {
       return;
     }
     // Relayed streams may send their last byte now; new requests go to the store once the cache write is done.
-    arrival?.verified();
+    relay?.verified();
     const endMs = performance.now();
     if (source.kind === "peer") this.pieceMs = this.pieceMs === 0 ? endMs - startMs : this.pieceMs + PIECE_TIME_WEIGHT * (endMs - startMs - this.pieceMs);
     const { accepted, cancel } = this.scheduler.requestSucceeded(piece, sourceId, bytes.length, { atMs: endMs, elapsedMs: endMs - startMs, firstByteMs });
@@ -402,7 +384,7 @@ export class ChunkFetcher {
     // the head-of-line duplicate that unblocks it.
     this.wake();
     if (!accepted) {
-      withdraw();
+      relay?.withdraw();
       swarm?.ended(piece);
       return;
     }
@@ -410,7 +392,7 @@ export class ChunkFetcher {
     else if (source.kind === "r2") this.counts.fromCold++;
     else this.counts.fromLocal++;
     const caching = this.cache(piece, bytes, sourceId).finally(() => {
-      withdraw();
+      relay?.withdraw();
       swarm?.ended(piece);
     });
     this.caching.set(cid, caching);

@@ -102,6 +102,50 @@ describe("ArrivingChunks", () => {
   });
 });
 
+describe("RelayTap (a fetch's side)", () => {
+  it("offers the chunk at its first bytes, tells the view once each way, and leaves a chunk another fetch offers to that one", () => {
+    const arrivals = new ArrivingChunks();
+    const events: string[] = [];
+    const hooks = (name: string) => ({ offered: () => events.push(`${name} offered`), withdrawn: () => events.push(`${name} withdrawn`) });
+    const first = arrivals.tap("c1", hooks("first"));
+    const second = arrivals.tap("c1", hooks("second"));
+    expect(arrivals.has("c1")).toBe(false);
+    const body = new Uint8Array(100);
+    first.onBody(body, 10);
+    second.onBody(new Uint8Array(100), 20);
+    first.onBody(body, 50);
+    expect(events).toEqual(["first offered"]);
+    expect(arrivals.has("c1")).toBe(true);
+    second.withdraw();
+    expect(arrivals.has("c1")).toBe(true);
+    first.withdraw(new Error("cancelled"));
+    first.withdraw();
+    expect(events).toEqual(["first offered", "first withdrawn"]);
+    expect(arrivals.open("c1")).toBeNull();
+    // Bytes after the withdrawal (a socket's last data event) offer nothing again.
+    first.onBody(body, 100);
+    expect(arrivals.has("c1")).toBe(false);
+  });
+
+  it("cuts a relayed stream when withdrawn with a reason, and lets it finish once verified otherwise", async () => {
+    const arrivals = new ArrivingChunks();
+    const hooks = { offered: () => {}, withdrawn: () => {} };
+    const body = new Uint8Array(randomBytes(4000));
+    const good = arrivals.tap("good", hooks);
+    good.onBody(body, 4000);
+    const goodReader = collect(arrivals.open("good")!.stream);
+    good.verified();
+    good.withdraw();
+    expect(Buffer.compare(await goodReader.ended, body)).toBe(0);
+    const bad = arrivals.tap("bad", hooks);
+    bad.onBody(new Uint8Array(4000), 4000);
+    const badReader = collect(arrivals.open("bad")!.stream);
+    await badReader.until(3999);
+    bad.withdraw(new Error("bytes do not match the CID"));
+    await expect(badReader.ended).rejects.toThrow(/do not match/);
+  });
+});
+
 describe("relayed over the wire (GET /v1/chunks/:cid)", () => {
   let dir: string;
   let store: ChunkStore;
