@@ -20,6 +20,14 @@ function byPiece(assignments: Assignment[]): Map<number, string[]> {
   return out;
 }
 
+/** The scheduler waits for a referral or a pause to end: nothing to start, look up or give up on, and the loop may sleep. */
+function expectOnlyWaiting(s: ChunkScheduler) {
+  expect(s.nextRequests()).toEqual([]);
+  expect(s.nextLookups()).toEqual([]);
+  expect(s.failedPieces()).toEqual([]);
+  expect(s.hasDeferred()).toBe(true);
+}
+
 /** Completes a request and consumes the piece at once (a file-mode sink). */
 function succeed(s: ChunkScheduler, a: Assignment) {
   const result = s.requestSucceeded(a.piece, a.sourceId, 100);
@@ -362,10 +370,7 @@ describe("ChunkScheduler in a swarm", () => {
     const first = s.nextRequests();
     expect(first.map((a) => `${a.piece}@${a.sourceId}`).sort()).toEqual(["0@origin", "1@origin"]);
     s.requestFailed(0, "origin", "deferred");
-    expect(s.nextRequests()).toEqual([]);
-    expect(s.nextLookups()).toEqual([]);
-    expect(s.failedPieces()).toEqual([]);
-    expect(s.hasDeferred()).toBe(true);
+    expectOnlyWaiting(s);
     expect(s.sourceStats().find((x) => x.id === "origin")).toMatchObject({ deferred: 1, failures: 0, score: 1 });
     // The member it went to shows it: asked there.
     s.addCandidate(0, "peer-b");
@@ -391,10 +396,7 @@ describe("ChunkScheduler in a swarm", () => {
     expect(s.nextRequests().map((a) => `${a.piece}@${a.sourceId}`)).toEqual(["0@seed", "2@other"]);
     s.requestFailed(0, "seed", "busy");
     // Nothing goes to the seed while it is paused, for piece 0 or 1; nothing fails or is looked up again.
-    expect(s.nextRequests()).toEqual([]);
-    expect(s.nextLookups()).toEqual([]);
-    expect(s.failedPieces()).toEqual([]);
-    expect(s.hasDeferred()).toBe(true);
+    expectOnlyWaiting(s);
     expect(s.sourceStats().find((x) => x.id === "seed")).toMatchObject({ busy: 1, failures: 0, score: 1 });
     s.sourceResumed("seed");
     expect(s.hasDeferred()).toBe(false);
