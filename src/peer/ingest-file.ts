@@ -5,8 +5,9 @@
  *
  * Large files (PARALLEL_MIN_BYTES and up) go through shared memory
  * (ingest-arena.ts), so no chunk is copied between the file and the store:
- *  - the main thread reads the file into input slabs, hashes the whole file
- *    as the bytes arrive, and finds the chunk boundaries in place
+ *  - the main thread reads the file into input slabs, hands each slab's new
+ *    bytes to the pool's file-hash worker for the whole-file SHA-256
+ *    (SealPool.openFileHash), and finds the chunk boundaries in place
  *    (FastCdcCursor with the WebAssembly Gear scan, gear-scan-wasm.ts);
  *  - each chunk goes to the seal pool's workers (seal-pool.ts) as a view of
  *    the slab plus a place in the sealed ring; a worker reads the plaintext
@@ -118,7 +119,9 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
   const lease = acquireIngestArena(arenaShape(maxChunkBytes, ctx.arena));
   const { input, slabs, sealed: ring, scanner, shape } = lease.arena;
   const cursor = new FastCdcCursor(ctx.chunker, scanner);
-  const wholeFile = createHash("sha256");
+  const wholeFile = pool.openFileHash();
+  /** Per slab (by index), its bytes' turn in the whole-file hash: read into the slab again only once settled. */
+  const hashing: (Promise<void> | undefined)[] = [];
   const chunks: ChunkRef[] = [];
   /** Chunks being sealed, in file order, and the store writes after them (each awaited in order). */
   const sealing: { sealed: Promise<SealedIntoResult>; slab: Slab; output: Uint8Array; plaintextBytes: number }[] = [];
@@ -190,9 +193,12 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
       current = slab;
       chunkStart = slab.dataStart - carried;
       end = slab.dataStart + bytesRead;
-      wholeFile.update(input.subarray(slab.dataStart, end));
+      const hashed = wholeFile.update(input.subarray(slab.dataStart, end));
+      hashed.catch(() => {}); // awaited before the slab is read into again (and at the end); this only marks it handled meanwhile
+      hashing[next] = hashed;
 
       next = (next + 1) % slabs.length;
+      await hashing[next];
       while (slabs[next].refs > 0) await storeNext();
       reading = read(slabs[next]);
 
@@ -204,10 +210,14 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
     if (current && end > chunkStart) await submit(current, chunkStart, end);
     while (sealing.length > 0) await storeNext();
     while (writing.length > 0) await finishWrite();
+    await Promise.all(hashing);
+    return { chunks, sizeBytes, sha256: await wholeFile.digest() };
   } finally {
     // On an error, everything still reading into or sealing out of the arena settles before it is reused,
     // and temp files written for chunks that never reached the store are removed.
     await reading?.catch(() => {});
+    await Promise.allSettled(hashing);
+    wholeFile.discard(); // a no-op once digested
     const unstored = await Promise.allSettled(sealing.map((s) => s.sealed));
     await Promise.allSettled(writing.map((w) => w.write));
     for (const outcome of unstored) {
@@ -216,7 +226,6 @@ async function ingestShared(file: FileHandle, ctx: FileIngestContext, pool: Seal
     }
     lease.release();
   }
-  return { chunks, sizeBytes, sha256: digestOf(wholeFile) };
 }
 
 /** The in-thread path: FastCdcChunker over two alternating read buffers, sealChunkNative, STORE_WINDOW writes in flight. */

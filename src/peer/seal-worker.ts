@@ -20,20 +20,25 @@
  * chunk's temp file in the store (spoolChunkSync, synchronous calls: this
  * thread has nothing else to do meanwhile), and the outcome travels back
  * with them.
+ *
+ * The pool's file-hash worker runs this same module and gets hash-stream
+ * requests only: bytes added in order to a SHA-256 per stream (views of
+ * shared memory, read in place), then the digest, or a discard.
  */
-import { createCipheriv, createHash } from "node:crypto";
+import { createCipheriv, createHash, type Hash } from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
 import { cidFromSha256 } from "../core/cid.js";
 import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256, sealChunkNative } from "./native-chunk-cipher.js";
 import { spoolChunkSync } from "./pending-files.js";
 import { sealChunkInto } from "./seal-into.js";
-import type { SealReply, SealRequest } from "./seal-pool.js";
+import type { HashRequest, SealReply, SealRequest } from "./seal-pool.js";
 
 if (!parentPort) throw new Error("seal-worker.ts runs only as a worker thread (see seal-pool.ts)");
 const port = parentPort;
 
-port.on("message", (request: SealRequest) => {
+port.on("message", (request: SealRequest | HashRequest) => {
+  if ("stream" in request) return hashStream(request);
   if ("output" in request) return sealShared(request);
   const { id, buffer, lengthBytes, keying } = request;
   let reply: SealReply;
@@ -58,6 +63,27 @@ function sealShared({ id, plaintext, output, keying, spoolDir }: Extract<SealReq
     if (spoolDir !== undefined) reply.spool = spoolChunkSync(spoolDir, cid, output.subarray(0, sealedBytes));
   } catch (error) {
     reply = { id, error: errorOf(error) };
+  }
+  port.postMessage(reply);
+}
+
+/** Hash streams in progress (FileHash, seal-pool.ts), by stream number. */
+const streams = new Map<number, Hash>();
+
+function hashStream(request: HashRequest): void {
+  let reply: SealReply;
+  try {
+    let hash = streams.get(request.stream);
+    if ("bytes" in request) {
+      if (!hash) streams.set(request.stream, (hash = createHash("sha256")));
+      hash.update(request.bytes);
+      reply = { id: request.id };
+    } else {
+      streams.delete(request.stream);
+      reply = request.end === "digest" ? { id: request.id, digest: new Uint8Array((hash ?? createHash("sha256")).digest()) } : { id: request.id };
+    }
+  } catch (error) {
+    reply = { id: request.id, error: errorOf(error) };
   }
   port.postMessage(reply);
 }

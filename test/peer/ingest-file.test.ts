@@ -7,7 +7,7 @@
  * are carried, slabs are reused and the ring runs full. Also: failures and
  * aborts end the ingest without leaving the arena in use.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -34,6 +34,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "peercloud-ingest-file-"));
   lease = acquireSealPool();
   await lease.pool.whenStarted();
+  expect(lease.pool.stats().fileHashReady).toBe(true);
 });
 afterAll(async () => {
   lease.release();
@@ -105,8 +106,22 @@ describe("ingestFile: shared-memory path", () => {
       });
       expect(shared.progress).toEqual(inThread.progress);
       expect(shared.result.sizeBytes).toBe(data.length);
+      // On the pool's file-hash worker, slab by slab, while the slabs are reused.
+      expect(Buffer.from(shared.result.sha256).toString("hex")).toBe(createHash("sha256").update(data).digest("hex"));
     });
   }
+
+  it("reads into a slab only once the whole-file hash has taken its bytes, however far the hash lags", async () => {
+    const data = randomBytes(700 * KiB + 17);
+    const path = await fileOf("hash-lag", data);
+    // A stream of 64 MiB ahead of the ingest's keeps the file-hash worker busy while the ingest reads all its slabs (three, reused over and over).
+    const ahead = lease.pool.openFileHash();
+    const busy = ahead.update(new Uint8Array(new SharedArrayBuffer(64 * 1024 * KiB)));
+    const { result } = await run(path, "always");
+    await busy;
+    ahead.discard();
+    expect(Buffer.from(result.sha256).toString("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+  });
 
   it("private keys: the same structure, fresh keys per file", async () => {
     const path = await fileOf("private", randomBytes(300 * KiB));

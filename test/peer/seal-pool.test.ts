@@ -5,7 +5,7 @@
  * when workers cannot start. Real worker threads running the real
  * seal-worker.ts through tsx, as ingest runs them.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -227,5 +227,62 @@ describe("SealPool", () => {
       a.release();
       b.release();
     }
+  });
+});
+
+describe("SealPool.openFileHash", () => {
+  // Sizes around SHA-256's 64-byte block, so that pieces end mid-block.
+  const pieces = [0, 1, 63, 64, 65, 4 * KiB + 3, 1 * MiB + 5].map((n) => new Uint8Array(randomBytes(n)));
+  const sha256Of = (parts: Uint8Array[]) => {
+    const hash = createHash("sha256");
+    for (const part of parts) hash.update(part);
+    return hash.digest("hex");
+  };
+  const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+
+  it("hashes on a worker of its own, in order, to the SHA-256 of the bytes given, keeping streams apart", async () => {
+    const pool = await startedPool({ size: 1 });
+    expect(pool.stats()).toMatchObject({ ready: 1, fileHashReady: true });
+    const forward = pool.openFileHash();
+    const backward = pool.openFileHash();
+    // Interleaved, none awaited before the next is given: the worker keeps each stream's order.
+    await Promise.all(pieces.flatMap((piece, i) => [forward.update(shared(piece)), backward.update(pieces[pieces.length - 1 - i])]));
+    expect(hex(await forward.digest())).toBe(sha256Of(pieces));
+    expect(hex(await backward.digest())).toBe(sha256Of([...pieces].reverse()));
+    expect(pool.stats().sealedInWorkers).toBe(0); // hashing is not sealing
+    await expect(forward.update(new Uint8Array(1))).rejects.toThrow(/ended/);
+    await expect(forward.digest()).rejects.toThrow(/ended/);
+    const discarded = pool.openFileHash();
+    await discarded.update(pieces[3]);
+    discarded.discard();
+    await expect(discarded.digest()).rejects.toThrow(/ended/);
+    // The worker serves on after a discard.
+    const empty = pool.openFileHash();
+    expect(hex(await empty.digest())).toBe(sha256Of([]));
+  });
+
+  it("hashes in the calling thread, to the same digest, when its worker cannot start or is not wanted", async () => {
+    const broken = await startedPool({ size: 1, workerModule: BROKEN });
+    const without = await startedPool({ size: 1, fileHashWorker: false });
+    for (const pool of [broken, without]) {
+      expect(pool.stats().fileHashReady).toBe(false);
+      const stream = pool.openFileHash();
+      for (const piece of pieces) await stream.update(piece);
+      expect(hex(await stream.digest())).toBe(sha256Of(pieces));
+      await expect(stream.update(new Uint8Array(1))).rejects.toThrow(/ended/);
+    }
+    await expect(without.openFileHash().update("text" as unknown as Uint8Array)).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it("turns its worker dying into a SealWorkerError for the stream and breaks the pool, not a hang", async () => {
+    const pool = await startedPool({ size: 1, workerModule: CRASHING });
+    expect(pool.stats().fileHashReady).toBe(true);
+    const stream = pool.openFileHash();
+    const error = await stream.update(pieces[2]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SealWorkerError);
+    expect((error as Error).message).toMatch(/file-hash worker exited with code 3/);
+    expect(pool.isBroken).toBe(true);
+    await expect(stream.digest()).rejects.toBeInstanceOf(SealWorkerError);
+    await expect(pool.seal(new Uint8Array(10), convergent)).rejects.toBeInstanceOf(SealWorkerError);
   });
 });
