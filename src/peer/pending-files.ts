@@ -20,12 +20,12 @@
  * the fsync itself, which waits for the disk, off the calling thread.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { toHex } from "../core/bytes.js";
 import { parseCid } from "../core/cid.js";
-import { errorCode, TEMP_FILE_PREFIX } from "./atomic-file.js";
+import { errorCode, fsyncFile, TEMP_FILE_PREFIX } from "./atomic-file.js";
 
 /** Shard directory (under the store's chunks/) of a chunk: the hex of its digest's first byte. */
 export function shardOf(digest: Uint8Array): string {
@@ -99,21 +99,6 @@ export async function writeTempFile(dir: string, bytes: Uint8Array): Promise<str
     throw error;
   }
   return path;
-}
-
-/**
- * fsync through a read-only descriptor (Linux and macOS flush the file's data
- * and metadata whatever the open mode). Only the fsync, which waits for the
- * disk, goes to libuv's pool; opening and closing are synchronous (see the
- * module comment).
- */
-export async function fsyncFile(path: string): Promise<void> {
-  const fd = openSync(path, "r");
-  try {
-    await new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The outcome of an early fsync: done, or the error (after which the data may be gone even if a retry succeeds). */

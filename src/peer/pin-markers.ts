@@ -29,8 +29,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, linkSync, openSync, renameSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { errorCode, fsyncDirectory, TEMP_FILE_PREFIX } from "./atomic-file.js";
-import { fsyncFile } from "./pending-files.js";
+import { errorCode, fsyncDirectory, fsyncFile, TEMP_FILE_PREFIX } from "./atomic-file.js";
 
 /** The empty file every marker links to; not a CID, so the store's open ignores it as a pin. */
 export const PIN_SOURCE_NAME = ".empty";
