@@ -12,12 +12,13 @@
  *    filesystem (the kernel's copy into the page cache, and the CPU its
  *    writeback costs the writer; the wait for the disk is not CPU).
  *
- * bench/peer.ts adds them up per store filesystem: with C cores and
- * perfect overlap an ingest cannot run faster than C / (sum of CPU per
- * byte), so `ceilingRatio` bounds the ingest ratio this machine allows at
- * all. bench/ingest-parts.ts prints the same parts beside the pipeline's.
+ * bench/peer.ts adds them up per store filesystem (measured in a process
+ * of its own, ingest-floor-child.ts): with C cores and perfect overlap an
+ * ingest cannot run faster than C / (sum of CPU per byte), which, against
+ * the baseline, bounds the ingest ratio this machine allows at all.
+ * bench/ingest-parts.ts prints the same parts beside the pipeline's.
  * Each part is measured as the least CPU (all threads, user + system) over
- * `runs` runs, so the sum is a lower bound, never an estimate on the high
+ * its runs, so the sum is a lower bound, never an estimate on the high
  * side.
  */
 import { createHash } from "node:crypto";
@@ -127,29 +128,64 @@ export function leastCpuNsPerByte(bytes: number, runs: number, work: () => unkno
 }
 
 /**
- * The floor for ingesting the file at `inputPath` (whose bytes are `data`)
- * into a store under `storeParent`, measured now, in this process.
+ * Measures the floor for ingesting the file at `inputPath` (whose bytes
+ * are `data`) into a store under a given directory, as often as asked:
+ * the inputs (a WebAssembly copy, its chunk boundaries, buffers) are made
+ * once. Measure between other work and keep the lowest (lowestFloor): a
+ * machine busy with other things (a neighbour, the kernel writing back
+ * dirty pages) only ever raises a part's cost.
  */
-export function measureIngestFloor(inputPath: string, data: Uint8Array, storeParent: string, keying: ChunkKeying, runs = 3): IngestFloor {
-  const bytes = data.length;
-  const input = scanInput(data);
-  const cuts = scanCuts(input);
-  const output = new Uint8Array(Math.max(...cuts.map((end, i) => end - (i === 0 ? 0 : cuts[i - 1]))) + CHUNK_TAG_BYTES);
-  const readInto = new Uint8Array(bytes);
-  const writeDir = join(storeParent, "floor-write-probe");
-  let sink = 0;
-  const floor = {
-    readNsPerByte: leastCpuNsPerByte(bytes, runs, () => readWholeFile(inputPath, readInto)),
-    scanNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= scanCuts(input).length)),
-    fileHashNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= hashWholeFile(input.data)[0])),
-    sealNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= sealEachChunk(input.data, cuts, output, keying))),
-    writeNsPerByte: leastCpuNsPerByte(
-      bytes,
-      runs,
-      () => writeChunkFiles(writeDir, input.data, cuts),
-      () => rmSync(writeDir, { recursive: true, force: true }),
-    ),
-  };
-  if (sink === 0.5) throw new Error("unreachable"); // keeps the work observable
-  return { ...floor, totalNsPerByte: floor.readNsPerByte + floor.scanNsPerByte + floor.fileHashNsPerByte + floor.sealNsPerByte + floor.writeNsPerByte };
+export class IngestFloorProbe {
+  private readonly input: ScanInput;
+  private readonly cuts: number[];
+  private readonly output: Uint8Array;
+  private readonly readInto: Uint8Array;
+
+  constructor(
+    private readonly inputPath: string,
+    data: Uint8Array,
+  ) {
+    this.input = scanInput(data);
+    this.cuts = scanCuts(this.input);
+    const largest = Math.max(...this.cuts.map((end, i) => end - (i === 0 ? 0 : this.cuts[i - 1])));
+    this.output = new Uint8Array(largest + CHUNK_TAG_BYTES);
+    this.readInto = new Uint8Array(data.length);
+  }
+
+  measure(storeParent: string, keying: ChunkKeying, runs = 1): IngestFloor {
+    const { input, cuts, output } = this;
+    const bytes = input.data.length;
+    const writeDir = join(storeParent, "floor-write-probe");
+    let sink = 0;
+    const floor = {
+      readNsPerByte: leastCpuNsPerByte(bytes, runs, () => readWholeFile(this.inputPath, this.readInto)),
+      scanNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= scanCuts(input).length)),
+      fileHashNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= hashWholeFile(input.data)[0])),
+      sealNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= sealEachChunk(input.data, cuts, output, keying))),
+      writeNsPerByte: leastCpuNsPerByte(
+        bytes,
+        runs,
+        () => writeChunkFiles(writeDir, input.data, cuts),
+        () => rmSync(writeDir, { recursive: true, force: true }),
+      ),
+    };
+    if (sink === 0.5) throw new Error("unreachable"); // keeps the work observable
+    return withTotal(floor);
+  }
+}
+
+/** Each part's lowest cost over two measurements. */
+export function lowestFloor(a: IngestFloor | undefined, b: IngestFloor): IngestFloor {
+  if (!a) return b;
+  return withTotal({
+    readNsPerByte: Math.min(a.readNsPerByte, b.readNsPerByte),
+    scanNsPerByte: Math.min(a.scanNsPerByte, b.scanNsPerByte),
+    fileHashNsPerByte: Math.min(a.fileHashNsPerByte, b.fileHashNsPerByte),
+    sealNsPerByte: Math.min(a.sealNsPerByte, b.sealNsPerByte),
+    writeNsPerByte: Math.min(a.writeNsPerByte, b.writeNsPerByte),
+  });
+}
+
+function withTotal(parts: Omit<IngestFloor, "totalNsPerByte">): IngestFloor {
+  return { ...parts, totalNsPerByte: parts.readNsPerByte + parts.scanNsPerByte + parts.fileHashNsPerByte + parts.sealNsPerByte + parts.writeNsPerByte };
 }
