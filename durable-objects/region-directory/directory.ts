@@ -180,9 +180,11 @@ export class Directory {
    * Inventory change of a live storage peer; removals are applied before
    * additions. A batch of a full-inventory sync stamps its rows with the
    * sync's epoch, and its last batch (`done`) then drops the peer's rows
-   * that the sync did not list (`swept`). Running repair jobs (and
-   * rebalance moves) that asked this peer for an added chunk are confirmed
-   * (`repaired`); a removal of a rebalance move's source copy is noted.
+   * that the sync did not list (`swept`). Repair jobs (and rebalance
+   * moves) whose last attempt asked this peer for an added chunk are
+   * confirmed (`repaired`), even if that attempt was given up meanwhile
+   * (RepairJobs.confirm); a removal of a rebalance move's source copy is
+   * noted.
    */
   announce(nodeId: string, added: readonly string[], removed: readonly string[], sync?: AnnounceSync): { added: number; removed: number; swept: number; repaired: number } {
     const now = this.opts.now();

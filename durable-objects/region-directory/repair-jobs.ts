@@ -13,6 +13,10 @@
  *                       `repair_completed` / `repair_bytes`
  *   running → queued    the attempt failed or timed out; the target (or the
  *                       source, by the failure's code) is avoided next time
+ *   queued/failed → (deleted) confirmed late: the target of the last
+ *                       attempt announced the chunk after all (its report
+ *                       lost, as across a restart of this object, or past
+ *                       the deadline); counted as completed like the above
  *   running → failed    `repairMaxAttempts` attempts failed: the job waits
  *                       `repairRetryBackoffMs`, then starts over as queued
  *   queued/failed → (deleted) the chunk is no longer under-replicated
@@ -289,18 +293,19 @@ export class RepairJobs {
   }
 
   /**
-   * Confirms running jobs whose target now holds their chunk (its
-   * announcement arrived); returns the confirmed jobs. Bytes repaired count
+   * Confirms jobs whose (last) target now holds their chunk (its
+   * announcement arrived); returns the confirmed jobs. Not only running
+   * ones: an attempt given up on (a deadline passed, or the target was
+   * not connected when this object restarted) may still have finished,
+   * and then it did the repair — counting it, rather than dropping the job
+   * once the chunk leaves the queue, keeps `repair_bytes` true. Bytes repaired count
    * the chunk's pinned size, else `fallbackSizeBytes` (the target's report).
    * A confirmed move counts as moved, and its source's copy becomes the one
    * to trim (the ledger).
    */
   confirm(target: string, cids: readonly string[], nowMs: number, fallbackSizeBytes?: number): RepairJob[] {
     if (cids.length === 0) return [];
-    const done = this.sql
-      .exec<JobRow>(`DELETE FROM repair_jobs WHERE target = ? AND state = 'running' AND cid IN (SELECT value FROM json_each(?)) RETURNING *`, target, JSON.stringify(cids))
-      .toArray()
-      .map(fromRow);
+    const done = this.sql.exec<JobRow>(`DELETE FROM repair_jobs WHERE target = ? AND cid IN (SELECT value FROM json_each(?)) RETURNING *`, target, JSON.stringify(cids)).toArray().map(fromRow);
     const bytes = (jobs: RepairJob[]) => jobs.reduce((sum, j) => sum + (j.sizeBytes ?? fallbackSizeBytes ?? 0), 0);
     const repairs = done.filter((j) => j.moveTo === null);
     const moves = done.filter((j) => j.moveTo !== null);

@@ -161,6 +161,31 @@ describe("repair", () => {
     for (const p of r.peers) p.close();
   });
 
+  it("counts an attempt given up on as done when its target announces the chunk after all (its result lost, or late)", async () => {
+    const r = await region(4);
+    const [a, b, c, d] = r.peers;
+    const x = randomCid();
+    for (const p of [a, b, c]) await p.request({ type: "announce", id: "x", added: [x], removed: [] });
+    await r.stub.pin(r.publisher, [x], 3, [1000]);
+    await advance(r, r.t0 + DEAD_MS, [a, b, d]);
+    const [job] = await r.stub.repairJobs();
+    expect(job).toMatchObject({ state: "running", target: d.nodeId });
+    await nextRepair(d);
+
+    // The deadline passes without word from d: the attempt is given up and, with no other host free, the job waits.
+    await advance(r, job.deadlineMs!, [a, b, d]);
+    const [waiting] = await r.stub.repairJobs();
+    expect(waiting).toMatchObject({ jobId: job.jobId, state: "queued", lastError: "timeout", avoidTargets: [d.nodeId] });
+
+    // d finished the copy all the same (as a target whose result was lost across a restart of the directory does):
+    // its announcement ends the job as done, and the bytes count.
+    expect(await d.request({ type: "announce", id: "late", added: [x], removed: [] })).toEqual({ type: "ack", id: "late" });
+    expect(await r.stub.repairJobs()).toEqual([]);
+    expect(await r.stub.underReplicated()).toEqual([]);
+    expect((await r.stub.summary()).repair).toEqual({ queuedJobs: 0, runningJobs: 0, failedJobs: 0, completedJobs: 1, failedAttempts: 1, bytesRepaired: 1000 });
+    for (const p of r.peers) p.close();
+  });
+
   it("repairs from R2 when no live holder is left", async () => {
     const r = await region(3);
     const [a, b, c] = r.peers;
