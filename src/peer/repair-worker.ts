@@ -24,10 +24,11 @@
  * `timeoutMs`. A failing source or store is reported with a code that says
  * whom to blame, never thrown: a bad job must not hurt the daemon.
  */
-import { abortable } from "../core/abort.js";
+import { abortable, sleep } from "../core/abort.js";
 import { PeercloudError } from "../core/errors.js";
 import type { DirectoryToPeer, PeerToDirectory, RepairFailureCode } from "../core/messages.js";
 import { ChunkMismatchError, type ChunkStore } from "./chunk-store.js";
+import { AskLaterError } from "./sources.js";
 import { TransferError } from "./transfer-client.js";
 
 export type RepairJobMessage = Extract<DirectoryToPeer, { type: "repair" }>;
@@ -53,6 +54,10 @@ export interface RepairWorkerOptions {
 export type RepairEvent =
   | { event: "repair_done"; jobId: string; cid: string; source: string; sizeBytes: number; durationMs: number }
   | { event: "repair_failed"; jobId: string; cid: string; source: string; code: RepairFailureCode; message: string };
+
+/** "Busy" answers from a source that a job waits out before it gives up on that address, and the shortest wait. */
+const MAX_BUSY_RETRIES = 5;
+const MIN_BUSY_WAIT_MS = 100;
 
 class RepairFailure extends Error {
   constructor(
@@ -141,7 +146,7 @@ export class RepairWorker {
     let last: RepairFailure | null = null;
     for (const address of source.addresses) {
       try {
-        return await this.options.fetchFromPeer(address, job.cid, signal);
+        return await this.fetchWaitingWhileBusy(address, job.cid, signal);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         const missing = error instanceof TransferError && error.code === "chunk_not_found";
@@ -150,6 +155,24 @@ export class RepairWorker {
       }
     }
     throw last ?? new RepairFailure("source_unreachable", "the source has no address");
+  }
+
+  /**
+   * A source whose send slots are all taken answers 503 busy with when to
+   * ask again (transfer-server.ts): that is no fault of the source, and
+   * reporting it as unreachable would make the directory count it against
+   * the source. So the worker waits as told and asks again, a few times,
+   * within the job's time (the signal).
+   */
+  private async fetchWaitingWhileBusy(address: string, cid: string, signal: AbortSignal): Promise<Uint8Array> {
+    for (let busy = 0; ; busy++) {
+      try {
+        return await this.options.fetchFromPeer(address, cid, signal);
+      } catch (error) {
+        if (!(error instanceof AskLaterError) || busy >= MAX_BUSY_RETRIES || signal.aborted) throw error;
+        await sleep(Math.max(MIN_BUSY_WAIT_MS, error.retryAfterMs), signal);
+      }
+    }
   }
 
   private finish(job: RepairJobMessage, outcome: number | unknown, startedMs: number): void {
