@@ -77,7 +77,7 @@ export type HashRequest = { id: number; stream: number; bytes: Uint8Array } | { 
 
 /** A SHA-256 computed over bytes given in order, on the pool's file-hash worker (or in the calling thread, see openFileHash). */
 export interface FileHash {
-  /** Adds `bytes` after everything given before; a view of shared memory is read in place, so leave it untouched until this settles. */
+  /** Adds `bytes` after everything given before. A view of shared memory is read in place, so leave it untouched until this settles; other bytes are copied to the worker (with their whole ArrayBuffer). */
   update(bytes: Uint8Array): Promise<void>;
   /** The SHA-256 of all the bytes given; ends the stream. */
   digest(): Promise<Uint8Array>;
