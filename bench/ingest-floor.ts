@@ -27,11 +27,11 @@ import { join } from "node:path";
 import { CHUNK_TAG_BYTES, type ChunkKeying } from "../src/core/chunk-cipher.js";
 import { FastCdcCursor, type GearScanner } from "../src/core/chunker.js";
 import { createWasmGearMemory, GEAR_RESERVED_BYTES } from "../src/peer/gear-scan-wasm.js";
+import { DEFAULT_READ_BYTES } from "../src/peer/ingest-arena.js";
 import { sealChunkInto } from "../src/peer/seal-into.js";
 
-const MiB = 1024 * 1024;
-/** What ingest reads and hashes at a time (ingest-arena.ts's slab). */
-const PIECE_BYTES = 8 * MiB;
+/** What ingest reads and hashes at a time (an arena slab's new bytes). */
+const PIECE_BYTES = DEFAULT_READ_BYTES;
 
 /** CPU per byte of each part, and their sum. */
 export interface IngestFloor {
