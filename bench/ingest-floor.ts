@@ -21,8 +21,8 @@
  * its runs, so the sum is a lower bound, never an estimate on the high
  * side.
  */
-import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CHUNK_TAG_BYTES, type ChunkKeying } from "../src/core/chunk-cipher.js";
 import { FastCdcCursor, type GearScanner } from "../src/core/chunker.js";
@@ -127,54 +127,49 @@ export function leastCpuNsPerByte(bytes: number, runs: number, work: () => unkno
   return least;
 }
 
-/**
- * Measures the floor for ingesting the file at `inputPath` (whose bytes
- * are `data`) into a store under a given directory, as often as asked:
- * the inputs (a WebAssembly copy, its chunk boundaries, buffers) are made
- * once. Measure between other work and keep the lowest (lowestFloor): a
- * machine busy with other things (a neighbour, the kernel writing back
- * dirty pages) only ever raises a part's cost.
- */
-export class IngestFloorProbe {
-  private readonly input: ScanInput;
-  private readonly cuts: number[];
-  private readonly output: Uint8Array;
-  private readonly readInto: Uint8Array;
-
-  constructor(
-    private readonly inputPath: string,
-    data: Uint8Array,
-  ) {
-    this.input = scanInput(data);
-    this.cuts = scanCuts(this.input);
-    const largest = Math.max(...this.cuts.map((end, i) => end - (i === 0 ? 0 : this.cuts[i - 1])));
-    this.output = new Uint8Array(largest + CHUNK_TAG_BYTES);
-    this.readInto = new Uint8Array(data.length);
-  }
-
-  measure(storeParent: string, keying: ChunkKeying, runs = 1): IngestFloor {
-    const { input, cuts, output } = this;
-    const bytes = input.data.length;
-    const writeDir = join(storeParent, "floor-write-probe");
-    let sink = 0;
-    const floor = {
-      readNsPerByte: leastCpuNsPerByte(bytes, runs, () => readWholeFile(this.inputPath, this.readInto)),
-      scanNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= scanCuts(input).length)),
-      fileHashNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= hashWholeFile(input.data)[0])),
-      sealNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= sealEachChunk(input.data, cuts, output, keying))),
-      writeNsPerByte: leastCpuNsPerByte(
-        bytes,
-        runs,
-        () => writeChunkFiles(writeDir, input.data, cuts),
-        () => rmSync(writeDir, { recursive: true, force: true }),
-      ),
-    };
-    if (sink === 0.5) throw new Error("unreachable"); // keeps the work observable
-    return withTotal(floor);
-  }
+/** What bench/peer.ts asks of ingest-floor-child.ts: the input file, the directory the chunk files go under, and runs per part. */
+export interface FloorConfig {
+  inputPath: string;
+  storeParent: string;
+  runs: number;
 }
 
-/** Each part's lowest cost over two measurements. */
+/**
+ * The floor for ingesting `inputPath` into a store under `storeParent`,
+ * each part the least over `runs` runs (the first also touches fresh
+ * buffers and warms the JIT, so ask for two or more).
+ */
+export function measureIngestFloor({ inputPath, storeParent, runs }: FloorConfig): IngestFloor {
+  const input = scanInput(new Uint8Array(readFileSync(inputPath)));
+  const bytes = input.data.length;
+  const cuts = scanCuts(input);
+  const largest = Math.max(...cuts.map((end, i) => end - (i === 0 ? 0 : cuts[i - 1])));
+  const output = new Uint8Array(largest + CHUNK_TAG_BYTES);
+  const readInto = new Uint8Array(bytes);
+  const keying: ChunkKeying = { mode: "convergent", convergenceSecret: randomBytes(32) };
+  const writeDir = join(storeParent, "floor-write-probe");
+  let sink = 0;
+  const floor = {
+    readNsPerByte: leastCpuNsPerByte(bytes, runs, () => readWholeFile(inputPath, readInto)),
+    scanNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= scanCuts(input).length)),
+    fileHashNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= hashWholeFile(input.data)[0])),
+    sealNsPerByte: leastCpuNsPerByte(bytes, runs, () => (sink ^= sealEachChunk(input.data, cuts, output, keying))),
+    writeNsPerByte: leastCpuNsPerByte(
+      bytes,
+      runs,
+      () => writeChunkFiles(writeDir, input.data, cuts),
+      () => rmSync(writeDir, { recursive: true, force: true }),
+    ),
+  };
+  if (sink === 0.5) throw new Error("unreachable"); // keeps the work observable
+  return withTotal(floor);
+}
+
+/**
+ * Each part's lowest cost over two measurements: bench/peer.ts measures
+ * between its other work, and a machine busy with other things (a
+ * neighbour, the kernel writing back dirty pages) only ever raises a cost.
+ */
 export function lowestFloor(a: IngestFloor | undefined, b: IngestFloor): IngestFloor {
   if (!a) return b;
   return withTotal({

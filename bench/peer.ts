@@ -70,8 +70,7 @@ import { acquireSealPool } from "../src/peer/seal-pool.js";
 import { TransferClient } from "../src/peer/transfer-client.js";
 import { TransferServer } from "../src/peer/transfer-server.js";
 import type { GetDriverConfig } from "./get-driver.js";
-import type { FloorChildConfig } from "./ingest-floor-child.js";
-import { lowestFloor, type IngestFloor } from "./ingest-floor.js";
+import { lowestFloor, type FloorConfig, type IngestFloor } from "./ingest-floor.js";
 
 const MiB = 1024 * 1024;
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -239,15 +238,20 @@ async function ingestOnce(input: string, storeDir: string): Promise<Rate & { chu
   return { mbps: result.bytes / 1e3 / ms, cpuNsPerByte: (cpuMs * 1e6) / result.bytes, chunks: result.chunks, store };
 }
 
-/** The prescribed work's floor, measured in a fresh process (ingest-floor-child.ts says why). */
-async function ingestFloor(config: FloorChildConfig): Promise<IngestFloor> {
-  const child = spawn(process.execPath, ["--import", "tsx", FLOOR_CHILD, JSON.stringify(config)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+/** Runs a bench script in a process of its own with `config` as its argument; its last stdout line is its JSON report. */
+async function runChild<T>(script: string, config: unknown): Promise<T> {
+  const child = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify(config)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
   cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
   let stdout = "";
   child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
   const [code] = (await once(child, "close")) as [number | null];
-  if (code !== 0) throw new Error(`bench/ingest-floor-child.ts exited with code ${code}`);
-  return JSON.parse(stdout.trim()) as IngestFloor;
+  if (code !== 0) throw new Error(`${script} exited with code ${code}`);
+  return JSON.parse(stdout.trim().split("\n").pop()!) as T;
+}
+
+/** The prescribed work's floor, measured in a fresh process (ingest-floor-child.ts says why). */
+function ingestFloor(config: FloorConfig): Promise<IngestFloor> {
+  return runChild<IngestFloor>(FLOOR_CHILD, config);
 }
 
 async function benchIngest(): Promise<{ variants: IngestVariant[]; lastStore: ChunkStore; workersReady: number; workerStartMs: number }> {
@@ -436,14 +440,8 @@ interface ChildReport {
   vmHwmBytes: number | null;
 }
 
-async function runGetDriver(config: GetDriverConfig | { idle: true; storeDir: string }): Promise<ChildReport> {
-  const child = spawn(process.execPath, ["--import", "tsx", GET_DRIVER, JSON.stringify(config)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
-  let stdout = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  const [code] = (await once(child, "close")) as [number | null];
-  if (code !== 0) throw new Error(`get driver exited with code ${code}`);
-  return JSON.parse(stdout.trim().split("\n").pop()!) as ChildReport;
+function runGetDriver(config: GetDriverConfig | { idle: true; storeDir: string }): Promise<ChildReport> {
+  return runChild<ChildReport>(GET_DRIVER, config);
 }
 
 async function benchGetRss(): Promise<{ get: ChildReport; idle: ChildReport; putMBps: number }> {
