@@ -191,8 +191,8 @@ export class SealPool {
    * CHUNK_TAG_BYTES to spare after it.
    */
   seal(plaintext: Uint8Array, keying: ChunkKeying, options: { transfer?: boolean } = {}): Promise<SealedChunk> {
-    if (this.broken) return Promise.reject(this.broken);
-    if (this.closed) return Promise.reject(new SealWorkerError("the seal pool is closed"));
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
     const slot = this.pick();
     if (!slot) {
       try {
@@ -232,8 +232,8 @@ export class SealPool {
    * writes no file (no `spool`): synchronous writes would block it.
    */
   sealInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying, options: { spoolDir?: string } = {}): Promise<SealedIntoResult> {
-    if (this.broken) return Promise.reject(this.broken);
-    if (this.closed) return Promise.reject(new SealWorkerError("the seal pool is closed"));
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
     if (!(plaintext instanceof Uint8Array) || !(output instanceof Uint8Array)) return Promise.reject(new TypeError("sealInto: plaintext and output must be Uint8Arrays"));
     if (!(plaintext.buffer instanceof SharedArrayBuffer) || !(output.buffer instanceof SharedArrayBuffer)) {
       return Promise.reject(new RangeError("sealInto: plaintext and output must be views of SharedArrayBuffers"));
@@ -266,8 +266,8 @@ export class SealPool {
     const stream = this.nextStream++;
     let ended = false;
     const send = <T>(request: HashRequest): Promise<T> => {
-      if (this.broken) return Promise.reject(this.broken);
-      if (this.closed) return Promise.reject(new SealWorkerError("the seal pool is closed"));
+      const refused = this.refusal();
+      if (refused) return Promise.reject(refused);
       return this.dispatch<T>(slot, request, []);
     };
     return {
@@ -319,6 +319,11 @@ export class SealPool {
     this.closed = true;
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
     for (const slot of this.slots) this.rejectAll(slot, new SealWorkerError("the seal pool was closed with chunks in flight"));
+  }
+
+  /** Why the pool takes no more work (broken or closed), or null. */
+  private refusal(): SealWorkerError | null {
+    return this.broken ?? (this.closed ? new SealWorkerError("the seal pool is closed") : null);
   }
 
   private sealSlots(): Slot[] {
