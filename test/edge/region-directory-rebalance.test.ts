@@ -273,7 +273,9 @@ describe("rebalance", () => {
     await step(r);
     const [job] = await moves(r);
     expect(job).toBeDefined();
-    await newcomer.socket.request({ type: "announce", id: "copy", added: [job.cid], removed: [] });
+    // The moves sent to the newcomer come first on its socket; the ack after them says the announcement was handled.
+    newcomer.socket.send({ type: "announce", id: "copy", added: [job.cid], removed: [] });
+    expect(await framesBefore(newcomer.socket)).toContainEqual({ type: "ack", id: "copy" });
     expect(await moves(r)).not.toContainEqual(expect.objectContaining({ jobId: job.jobId }));
 
     for (const p of r.peers) {
