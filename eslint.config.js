@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".wrangler/", "dist/", ".peercloud/", "bench-results/", ".prof/"] },
+  { ignores: ["node_modules/", ".wrangler/", "dist/", "build/", ".peercloud/", "bench-results/", ".prof/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -28,7 +28,7 @@ import { CHUNK_TAG_BYTES, type ChunkKeying } from "../src/core/chunk-cipher.js";
 import { FastCdcCursor, type GearScanner } from "../src/core/chunker.js";
 import { createWasmGearMemory, GEAR_RESERVED_BYTES } from "../src/peer/gear-scan-wasm.js";
 import { DEFAULT_READ_BYTES } from "../src/peer/ingest-arena.js";
-import { sealChunkInto } from "../src/peer/seal-into.js";
+import { defaultEncryptInto, sealChunkInto, type EncryptInto } from "../src/peer/seal-into.js";
 
 /** What ingest reads and hashes at a time (an arena slab's new bytes). */
 const PIECE_BYTES = DEFAULT_READ_BYTES;
@@ -73,11 +73,11 @@ export function hashWholeFile(data: Uint8Array): Uint8Array {
 }
 
 /** Seals every chunk into `output` (reused: room for the largest chunk and its tag). */
-export function sealEachChunk(data: Uint8Array, cuts: number[], output: Uint8Array, keying: ChunkKeying): number {
+export function sealEachChunk(data: Uint8Array, cuts: number[], output: Uint8Array, keying: ChunkKeying, encryptInto: EncryptInto = defaultEncryptInto): number {
   let sealedBytes = 0;
   let start = 0;
   for (const end of cuts) {
-    sealedBytes += sealChunkInto(data.subarray(start, end), output, keying).sealedBytes;
+    sealedBytes += sealChunkInto(data.subarray(start, end), output, keying, encryptInto).sealedBytes;
     start = end;
   }
   return sealedBytes;

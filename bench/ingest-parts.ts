@@ -21,6 +21,8 @@ import { join } from "node:path";
 import { FastCdcChunker, type Chunk } from "../src/core/chunker.js";
 import { ingestFile } from "../src/peer/ingest-file.js";
 import { nativeSha256, sealChunkNative } from "../src/peer/native-chunk-cipher.js";
+import { sealAddon, sealAddonAbsence } from "../src/peer/seal-addon.js";
+import { encryptIntoWithNodeCrypto } from "../src/peer/seal-into.js";
 import { acquireSealPool } from "../src/peer/seal-pool.js";
 import { hashWholeFile, scanCuts, scanInput, sealEachChunk } from "./ingest-floor.js";
 
@@ -103,9 +105,14 @@ await measure("per-chunk plaintext SHA-256 (convergent key)", () => {
 await measure("seal, new buffers (sealChunkNative)", () => {
   for (const chunk of chunks) sink ^= sealChunkNative(chunk.bytes, convergent).sealed[0];
 });
-await measure("seal into shared memory (sealChunkInto)", () => {
+await measure(`seal into shared memory (sealChunkInto, ${sealAddon ? "seal addon" : `addon ${sealAddonAbsence}`})`, () => {
   sink ^= sealEachChunk(data, cuts, output, convergent);
 });
+if (sealAddon) {
+  await measure("seal into shared memory (sealChunkInto, node:crypto pieces)", () => {
+    sink ^= sealEachChunk(data, cuts, output, convergent, encryptIntoWithNodeCrypto);
+  });
+}
 await measure("one thread: JS chunker + file hash + sealChunkNative", () => {
   const chunker = new FastCdcChunker();
   const hash = createHash("sha256");

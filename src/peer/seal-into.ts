@@ -2,20 +2,24 @@
  * sealChunkNative (native-chunk-cipher.ts) writing the sealed chunk into a
  * place the caller gives, instead of into new buffers: the form ingest's
  * seal workers use over shared memory (ingest-arena.ts, seal-pool.ts).
- * Same format and derivations, byte for byte (seal-pool.test.ts checks it):
- * SHA-256 of the plaintext (convergent keys), the key, the nonce,
- * AES-256-GCM, and the CID from the SHA-256 of ciphertext || tag.
+ * Same format and derivations, byte for byte (seal-pool.test.ts and
+ * seal-addon.test.ts check it): SHA-256 of the plaintext (convergent keys),
+ * the key, the nonce, AES-256-GCM, and the CID from the SHA-256 of
+ * ciphertext || tag.
  *
- * node:crypto cannot encrypt into a caller's buffer, so the plaintext goes
- * through the cipher in SEAL_PIECE_BYTES pieces: each piece's ciphertext
- * is hashed and copied into place while it is still in the cache, and the
- * small piece buffers are reused by the allocator, where whole-chunk outputs
- * were fresh memory (page faults, zeroing, garbage collection) every time.
+ * The encryption and the CID's hash go through the seal addon
+ * (seal-addon.ts) when it is built: it encrypts straight into the output.
+ * node:crypto cannot, so without the addon the plaintext goes through the
+ * cipher in SEAL_PIECE_BYTES pieces: each piece's ciphertext is hashed and
+ * copied into place while it is still in the cache, and the small piece
+ * buffers are reused by the allocator, where whole-chunk outputs were fresh
+ * memory (page faults, zeroing, garbage collection) every time.
  */
 import { createCipheriv, createHash } from "node:crypto";
 import { CHUNK_TAG_BYTES, type ChunkKeying } from "../core/chunk-cipher.js";
 import { cidFromSha256 } from "../core/cid.js";
 import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256 } from "./native-chunk-cipher.js";
+import { sealAddon } from "./seal-addon.js";
 
 /**
  * Plaintext bytes per cipher.update() call. Measured in ingest's workers:
@@ -35,10 +39,21 @@ export interface SealedInto {
 }
 
 /**
- * Seals `plaintext` into output[0, plaintext.length + CHUNK_TAG_BYTES).
- * The two must not overlap.
+ * AES-256-GCM of `plaintext` under (key, nonce) into
+ * output[0, plaintext.length + CHUNK_TAG_BYTES), returning the SHA-256 of
+ * those bytes; `output` is long enough and does not overlap `plaintext`.
  */
-export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying): SealedInto {
+export type EncryptInto = (key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, output: Uint8Array) => Uint8Array;
+
+/** The seal addon's sealInto when it loaded, else encryptIntoWithNodeCrypto. */
+export const defaultEncryptInto: EncryptInto = sealAddon ? sealAddon.sealInto : encryptIntoWithNodeCrypto;
+
+/**
+ * Seals `plaintext` into output[0, plaintext.length + CHUNK_TAG_BYTES).
+ * The two must not overlap. `encryptInto` is for tests and benchmarks that
+ * hold the two implementations against each other.
+ */
+export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying, encryptInto: EncryptInto = defaultEncryptInto): SealedInto {
   if (!(plaintext instanceof Uint8Array)) throw new TypeError("plaintext: expected a Uint8Array");
   if (!(output instanceof Uint8Array)) throw new TypeError("output: expected a Uint8Array");
   const lengthBytes = plaintext.length;
@@ -47,7 +62,15 @@ export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying:
   if (overlap(plaintext, output, sealedBytes)) throw new RangeError("output: overlaps the plaintext");
   const plaintextSha256 = keying.mode === "convergent" ? nativeSha256(plaintext) : undefined;
   const key = nativeChunkKeyFor(keying, plaintextSha256);
-  const cipher = createCipheriv("aes-256-gcm", key, nativeChunkNonce(key), { authTagLength: CHUNK_TAG_BYTES });
+  const cid = cidFromSha256(encryptInto(key, nativeChunkNonce(key), plaintext, output));
+  return plaintextSha256 ? { key, cid, plaintextSha256, sealedBytes } : { key, cid, sealedBytes };
+}
+
+/** EncryptInto on node:crypto alone, in SEAL_PIECE_BYTES pieces (see the top of this file). */
+export function encryptIntoWithNodeCrypto(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, output: Uint8Array): Uint8Array {
+  const lengthBytes = plaintext.length;
+  const sealedBytes = lengthBytes + CHUNK_TAG_BYTES;
+  const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: CHUNK_TAG_BYTES });
   const hash = createHash("sha256");
   // Buffer#fill with a Buffer of exactly the range's length is one memcpy; Uint8Array#set into shared
   // memory is V8's element-wise "relaxed" copy, measured 2.7x slower (5% of ingest's CPU).
@@ -63,8 +86,7 @@ export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying:
   put(cipher.final());
   if (written !== lengthBytes) throw new Error(`aes-256-gcm: ${written} bytes of ciphertext for ${lengthBytes} of plaintext`);
   put(cipher.getAuthTag());
-  const cid = cidFromSha256(hash.digest());
-  return plaintextSha256 ? { key, cid, plaintextSha256, sealedBytes } : { key, cid, sealedBytes };
+  return hash.digest();
 }
 
 function overlap(a: Uint8Array, b: Uint8Array, bLength: number): boolean {
