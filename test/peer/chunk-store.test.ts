@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseCid } from "../../src/core/cid.js";
 import { cleanupTempFiles, isTempFileName, writeFileAtomic } from "../../src/peer/atomic-file.js";
 import { ChunkStore, shardOf } from "../../src/peer/chunk-store.js";
-import { spoolChunkSync, Writeback, writeTempFile, type SpoolOutcome, type WritebackOutcome } from "../../src/peer/pending-files.js";
+import { spoolChunkSync, Writeback, WRITEBACK_CONCURRENCY, writeTempFile, type SpoolOutcome, type WritebackOutcome } from "../../src/peer/pending-files.js";
 import { PIN_SOURCE_NAME } from "../../src/peer/pin-markers.js";
 import { chunkStoreContract, makeChunk, readAll, recordEvents } from "./store-contract.js";
 
@@ -121,25 +121,42 @@ describe("writeFileAtomic", () => {
 });
 
 describe("pending files (group commit)", () => {
-  it("writes temp files without clobbering, and fsyncs queued ones in order, skipping what is no longer wanted", async () => {
-    const paths = await Promise.all([1, 2, 3, 4].map((i) => writeTempFile(dir, new Uint8Array(1000).fill(i))));
+  it("writes temp files without clobbering, and fsyncs queued ones oldest first, a few at a time, skipping what is no longer wanted", async () => {
+    const paths = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => writeTempFile(dir, new Uint8Array(1000).fill(i))));
     expect(paths.every((p) => isTempFileName(p))).toBe(true);
     expect((await readFile(paths[2]))[0]).toBe(3);
     await rm(paths[3]); // vanished (a flush renamed it): no outcome
     const outcomes: [number, WritebackOutcome][] = [];
+    /** Which files a sync had started for (asked whether still wanted) when each outcome arrived. */
+    const startedAtOutcome: number[][] = [];
+    const started: number[] = [];
     const writeback = new Writeback();
     paths.forEach((path, i) =>
       writeback.add(
         path,
-        () => i !== 1,
-        (outcome) => outcomes.push([i, outcome]),
+        () => {
+          if (!outcomes.some(([j]) => j === i) && !started.includes(i)) started.push(i);
+          return i !== 1;
+        },
+        (outcome) => {
+          outcomes.push([i, outcome]);
+          startedAtOutcome.push([...started]);
+        },
       ),
     );
     await writeback.idle();
-    expect(outcomes).toEqual([
+    expect(outcomes.sort(([a], [b]) => a - b)).toEqual([
       [0, "done"],
       [2, "done"],
+      [4, "done"],
+      [5, "done"],
     ]);
+    // Oldest first, and several in flight: when the first fsync returned, the first WRITEBACK_CONCURRENCY files that needed
+    // one had been started, and everything before them (the unwanted one and the vanished one take no slot).
+    expect(WRITEBACK_CONCURRENCY).toBeGreaterThan(1);
+    const needingSync = [0, 2, 4, 5];
+    const lastInFlight = needingSync[Math.min(WRITEBACK_CONCURRENCY, needingSync.length) - 1];
+    expect(startedAtOutcome[0]).toEqual(paths.map((_, i) => i).filter((i) => i <= lastInFlight));
     // It starts again for later files.
     writeback.add(
       paths[0],
@@ -147,7 +164,7 @@ describe("pending files (group commit)", () => {
       (outcome) => outcomes.push([0, outcome]),
     );
     await writeback.idle();
-    expect(outcomes).toHaveLength(3);
+    expect(outcomes).toHaveLength(5);
   });
 
   it("spools a chunk into its shard directory (creating it), reports one already committed, and leaves nothing when it fails", async () => {
