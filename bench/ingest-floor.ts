@@ -7,7 +7,8 @@
  *  - scan: content-defined chunking, the WebAssembly Gear scan ingest uses;
  *  - file hash: the whole file's plaintext SHA-256 (the manifest's);
  *  - seal: per chunk, plaintext SHA-256 (the convergent key), AES-256-GCM,
- *    SHA-256 of ciphertext + tag (the CID), as sealChunkInto does it;
+ *    SHA-256 of ciphertext + tag (the CID), as sealChunkInto does it (with
+ *    the seal addon when it is built, as ingest does);
  *  - write: per chunk, a new file written and fsynced in the store's
  *    filesystem (the kernel's copy into the page cache, and the CPU its
  *    writeback costs the writer; the wait for the disk is not CPU).

@@ -1,6 +1,7 @@
 /**
  * One file through put's hot path: read → FastCDC (src/core/chunker.ts) →
- * seal with node:crypto (SHA-256, key, AES-256-GCM, CID) → the local store
+ * seal (SHA-256, key, AES-256-GCM, CID: node:crypto, and the seal addon
+ * where it is built, seal-addon.ts) → the local store
  * (pinned) and the replication queue.
  *
  * Large files (PARALLEL_MIN_BYTES and up) go through shared memory

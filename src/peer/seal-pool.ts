@@ -2,8 +2,8 @@
  * Chunk sealing on worker threads, for ingest.
  *
  * Why: sealing (SHA-256 of the plaintext, AES-256-GCM, SHA-256 of the
- * ciphertext) is the bulk of ingest's CPU, and node:crypto runs it on the
- * calling thread. Measured on this project's 2-core machine, one thread doing
+ * ciphertext) is the bulk of ingest's CPU, and node:crypto (like the seal
+ * addon) runs it on the calling thread. Measured on this project's 2-core machine, one thread doing
  * chunking, the whole-file hash and sealing reaches ~0.37 of the raw
  * AES-GCM + SHA-256 baseline; with sealing on workers and the main thread left
  * to read, chunk, hash the file and write, the work overlaps across cores.
