@@ -16,7 +16,6 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
-#include <cstring>
 
 namespace {
 
@@ -62,7 +61,8 @@ struct DigestContext {
 // sealInto(key, nonce, plaintext, output): writes ciphertext || tag to
 // output[0, plaintext.length + 16) and returns SHA-256 of those bytes as a
 // new 32-byte Buffer. output may start at the plaintext's own first byte (in
-// place) but must not overlap it otherwise; seal-addon.ts checks that.
+// place) but must not overlap it otherwise; sealChunkInto (seal-into.ts)
+// refuses any overlap before calling.
 napi_value SealInto(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

@@ -41,5 +41,5 @@ const loaded = load();
 /** The addon, or undefined when it is not built, not loadable or turned off. */
 export const sealAddon: SealAddon | undefined = loaded.addon;
 
-/** Why sealAddon is undefined (for `peercloud status`-like reports and the benchmarks); undefined when it loaded. */
+/** Why sealAddon is undefined (the benchmarks print it, the addon's tests skip with it); undefined when it loaded. */
 export const sealAddonAbsence: string | undefined = loaded.absence;
