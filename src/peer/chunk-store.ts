@@ -21,7 +21,7 @@
  *   and per directory entry costs more than sealing the chunk, so such a put
  *   writes its temp file and returns; the chunk is readable at once (from
  *   the temp file) but *pending*. A background writeback fsyncs pending
- *   files one at a time meanwhile, so the disk writes while ingest seals.
+ *   files a few at a time meanwhile, so the disk writes while ingest seals.
  *   `flush()` makes every pending chunk durable in one pass: pin markers'
  *   directory first, then per chunk fsync (unless the writeback did) +
  *   rename, then each touched shard directory once. The rename waits for
