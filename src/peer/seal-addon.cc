@@ -62,7 +62,7 @@ struct DigestContext {
 // output[0, plaintext.length + 16) and returns SHA-256 of those bytes as a
 // new 32-byte Buffer. output may start at the plaintext's own first byte (in
 // place) but must not overlap it otherwise; sealChunkInto (seal-into.ts)
-// refuses any overlap before calling.
+// refuses any other overlap before calling.
 napi_value SealInto(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

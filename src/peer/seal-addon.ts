@@ -16,7 +16,8 @@ export interface SealAddon {
   /**
    * Writes ciphertext || tag of `plaintext` under (key, nonce) to
    * output[0, plaintext.length + 16) and returns the SHA-256 of those bytes.
-   * `output` must not overlap `plaintext` (seal-into.ts checks).
+   * `output` starts where `plaintext` does (in place) or does not overlap
+   * it (sealChunkInto, seal-into.ts, checks).
    */
   sealInto(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, output: Uint8Array): Uint8Array;
 }

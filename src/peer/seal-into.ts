@@ -41,7 +41,8 @@ export interface SealedInto {
 /**
  * AES-256-GCM of `plaintext` under (key, nonce) into
  * output[0, plaintext.length + CHUNK_TAG_BYTES), returning the SHA-256 of
- * those bytes; `output` is long enough and does not overlap `plaintext`.
+ * those bytes; `output` is long enough and either starts where `plaintext`
+ * does (in place) or does not overlap it.
  */
 export type EncryptInto = (key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, output: Uint8Array) => Uint8Array;
 
@@ -50,8 +51,11 @@ export const defaultEncryptInto: EncryptInto = sealAddon ? sealAddon.sealInto : 
 
 /**
  * Seals `plaintext` into output[0, plaintext.length + CHUNK_TAG_BYTES).
- * The two must not overlap. `encryptInto` is for tests and benchmarks that
- * hold the two implementations against each other.
+ * `output` may start at the plaintext's first byte (sealed in place, as
+ * the pool's whole-buffer seals are: both encryptions read each piece
+ * before writing its ciphertext over it) but must not overlap it
+ * otherwise. `encryptInto` is for tests and benchmarks that hold the two
+ * implementations against each other.
  */
 export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying: ChunkKeying, encryptInto: EncryptInto = defaultEncryptInto): SealedInto {
   if (!(plaintext instanceof Uint8Array)) throw new TypeError("plaintext: expected a Uint8Array");
@@ -59,7 +63,7 @@ export function sealChunkInto(plaintext: Uint8Array, output: Uint8Array, keying:
   const lengthBytes = plaintext.length;
   const sealedBytes = lengthBytes + CHUNK_TAG_BYTES;
   if (output.length < sealedBytes) throw new RangeError(`output: ${output.length} bytes cannot hold a ${sealedBytes}-byte sealed chunk`);
-  if (overlap(plaintext, output, sealedBytes)) throw new RangeError("output: overlaps the plaintext");
+  if (overlapsAside(plaintext, output, sealedBytes)) throw new RangeError("output: overlaps the plaintext without starting where it does");
   const plaintextSha256 = keying.mode === "convergent" ? nativeSha256(plaintext) : undefined;
   const key = nativeChunkKeyFor(keying, plaintextSha256);
   const cid = cidFromSha256(encryptInto(key, nativeChunkNonce(key), plaintext, output));
@@ -89,7 +93,8 @@ export function encryptIntoWithNodeCrypto(key: Uint8Array, nonce: Uint8Array, pl
   return hash.digest();
 }
 
-function overlap(a: Uint8Array, b: Uint8Array, bLength: number): boolean {
-  if (a.buffer !== b.buffer) return false;
+/** Whether output[0, bLength) shares bytes with `a` other than by starting at a's first byte (in place). */
+function overlapsAside(a: Uint8Array, b: Uint8Array, bLength: number): boolean {
+  if (a.buffer !== b.buffer || a.byteOffset === b.byteOffset) return false;
   return a.byteOffset < b.byteOffset + bLength && b.byteOffset < a.byteOffset + a.length;
 }

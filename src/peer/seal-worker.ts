@@ -1,17 +1,17 @@
 /**
  * The seal pool's worker thread (seal-pool.ts): seals the chunks it is sent
- * with node:crypto and hands the sealed bytes back by transfer, not by copy.
+ * (node:crypto, and the seal addon where it is built) and hands the sealed bytes back by transfer, not by copy.
  * Posts "ready" once loaded, which is how the pool tells a worker that could
  * not start from one that crashed later.
  *
  * A chunk whose buffer has CHUNK_TAG_BYTES to spare after the plaintext (the
  * pool's copies do) is sealed in place: ciphertext and tag overwrite the
- * plaintext, so the sealed chunk needs no new buffer. That is
- * sealChunkNative's own sequence (native-chunk-cipher.ts: plaintext SHA-256,
- * key, nonce, AES-256-GCM, CID from the SHA-256 of ciphertext + tag) with
- * the join written into the spare room; seal-pool.test.ts checks the output
- * against sealChunkNative byte for byte. Other chunks go through
- * sealChunkNative itself.
+ * plaintext, so the sealed chunk needs no new buffer. That is sealChunkInto
+ * (seal-into.ts) with the output starting at the plaintext, the same
+ * sequence as sealChunkNative (plaintext SHA-256, key, nonce, AES-256-GCM,
+ * CID from the SHA-256 of ciphertext + tag; through the seal addon where it
+ * is built); seal-pool.test.ts checks the output against sealChunkNative
+ * byte for byte. Other chunks go through sealChunkNative itself.
  *
  * A shared-memory request (ingest's: plaintext and output are views of
  * SharedArrayBuffers, see ingest-arena.ts) is sealed with sealChunkInto
@@ -25,11 +25,10 @@
  * requests only: bytes added in order to a SHA-256 per stream (views of
  * shared memory, read in place), then the digest, or a discard.
  */
-import { createCipheriv, createHash, type Hash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import { CHUNK_TAG_BYTES, type ChunkKeying, type SealedChunk } from "../core/chunk-cipher.js";
-import { cidFromSha256 } from "../core/cid.js";
-import { nativeChunkKeyFor, nativeChunkNonce, nativeSha256, sealChunkNative } from "./native-chunk-cipher.js";
+import { sealChunkNative } from "./native-chunk-cipher.js";
 import { spoolChunkSync } from "./pending-files.js";
 import { sealChunkInto } from "./seal-into.js";
 import type { HashRequest, SealReply, SealRequest } from "./seal-pool.js";
@@ -93,19 +92,10 @@ function errorOf(error: unknown): { name: string; message: string } {
   return { name, message };
 }
 
-/** sealChunkNative, writing ciphertext || tag over the plaintext at the start of `bytes`. */
+/** sealChunkNative's result, sealed with sealChunkInto over the plaintext at the start of `bytes` (in place: no new buffer). */
 function sealInPlace(bytes: Uint8Array, lengthBytes: number, keying: ChunkKeying): SealedChunk {
-  const plaintext = bytes.subarray(0, lengthBytes);
-  const plaintextSha256 = keying.mode === "convergent" ? nativeSha256(plaintext) : undefined;
-  const key = nativeChunkKeyFor(keying, plaintextSha256);
-  const cipher = createCipheriv("aes-256-gcm", key, nativeChunkNonce(key), { authTagLength: CHUNK_TAG_BYTES });
-  const ciphertext = cipher.update(plaintext);
-  if (cipher.final().length !== 0) throw new Error("aes-256-gcm: unexpected output from final()");
-  const tag = cipher.getAuthTag();
-  const cid = cidFromSha256(createHash("sha256").update(ciphertext).update(tag).digest());
-  bytes.set(ciphertext, 0);
-  bytes.set(tag, lengthBytes);
-  const sealed = bytes.subarray(0, lengthBytes + CHUNK_TAG_BYTES);
+  const { key, cid, plaintextSha256, sealedBytes } = sealChunkInto(bytes.subarray(0, lengthBytes), bytes, keying);
+  const sealed = bytes.subarray(0, sealedBytes);
   return plaintextSha256 ? { key, sealed, cid, plaintextSha256 } : { key, sealed, cid };
 }
 

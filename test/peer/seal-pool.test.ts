@@ -14,7 +14,7 @@ import { parseCid } from "../../src/core/cid.js";
 import type { ChunkKeying } from "../../src/core/chunk-cipher.js";
 import { sealChunkNative } from "../../src/peer/native-chunk-cipher.js";
 import { shardOf } from "../../src/peer/pending-files.js";
-import { sealChunkInto } from "../../src/peer/seal-into.js";
+import { defaultEncryptInto, encryptIntoWithNodeCrypto, sealChunkInto } from "../../src/peer/seal-into.js";
 import { acquireSealPool, SealPool, SealWorkerError } from "../../src/peer/seal-pool.js";
 
 const KiB = 1024;
@@ -179,6 +179,24 @@ describe("SealPool", () => {
     }
     expect(pool.stats()).toMatchObject({ sealedInWorkers: sizes.length * 2, sealedInThread: 0 });
     expect(noWorkers.stats()).toMatchObject({ sealedInWorkers: 0, sealedInThread: sizes.length * 2 });
+  });
+
+  it("sealChunkInto seals in place (output starting at the plaintext) exactly as sealChunkNative does, with either encryption, and refuses any other overlap", () => {
+    for (const sizeBytes of [0, 15, 16 * KiB + 1, 100 * KiB + 7]) {
+      for (const keying of [convergent, privateKeying(sizeBytes)]) {
+        const plaintext = new Uint8Array(randomBytes(sizeBytes));
+        const expected = sealChunkNative(plaintext, keying);
+        for (const encryptInto of [defaultEncryptInto, encryptIntoWithNodeCrypto]) {
+          const bytes = shared(plaintext, 16);
+          expectSameSealInto(sealChunkInto(bytes.subarray(0, sizeBytes), bytes, keying, encryptInto), bytes, expected);
+        }
+      }
+    }
+    const bytes = shared(new Uint8Array(randomBytes(1000)), 32);
+    const before = Buffer.from(bytes);
+    expect(() => sealChunkInto(bytes.subarray(0, 1000), bytes.subarray(8), convergent)).toThrow(/overlaps the plaintext/);
+    expect(() => sealChunkInto(bytes.subarray(16, 1016), bytes, convergent)).toThrow(/overlaps the plaintext/);
+    expect(Buffer.compare(bytes, before)).toBe(0); // refused before anything was written
   });
 
   it("with a spool directory, writes each chunk a worker sealed to a temp file in its shard directory (and none when sealing in-thread)", async () => {
