@@ -29,10 +29,10 @@ function view(length: number, sharedMemory: boolean): Uint8Array {
 }
 
 describe("seal addon", () => {
-  it("is loaded where the install requires it", () => {
-    if (!required) return;
-    expect(sealAddonAbsence, "PEERCLOUD_REQUIRE_SEAL_ADDON=1 but the addon did not load").toBeUndefined();
-    expect(defaultEncryptInto).toBe(sealAddon!.sealInto);
+  it("is what sealChunkInto runs when it loaded, node:crypto otherwise, and loaded wherever the install requires it", () => {
+    if (required) expect(sealAddonAbsence, "PEERCLOUD_REQUIRE_SEAL_ADDON=1 but the addon did not load").toBeUndefined();
+    expect(sealAddon === undefined).toBe(sealAddonAbsence !== undefined);
+    expect(defaultEncryptInto).toBe(sealAddon ? sealAddon.sealInto : encryptIntoWithNodeCrypto);
   });
 
   describe.skipIf(!sealAddon)("with the addon built", () => {
