@@ -3,10 +3,11 @@
  *
  * Why: sealing (SHA-256 of the plaintext, AES-256-GCM, SHA-256 of the
  * ciphertext) is the bulk of ingest's CPU, and node:crypto (like the seal
- * addon) runs it on the calling thread. Measured on this project's 2-core machine, one thread doing
- * chunking, the whole-file hash and sealing reaches ~0.37 of the raw
- * AES-GCM + SHA-256 baseline; with sealing on workers and the main thread left
- * to read, chunk, hash the file and write, the work overlaps across cores.
+ * addon) runs it on the calling thread. Measured on this project's 2-core
+ * machine, one thread doing chunking, the whole-file hash and sealing
+ * reaches ~0.37 of the raw AES-GCM + SHA-256 baseline; with sealing on
+ * workers and the main thread left to read, chunk and write, the work
+ * overlaps across cores.
  *
  * How:
  * - `size` seal workers (default `os.availableParallelism()`) and one
@@ -42,9 +43,8 @@
  *   which the seal workers' queues ran dry and a core sat idle. Moved off,
  *   the main thread only reads, finds boundaries and dispatches, answers
  *   the workers at once, and the cores stay busy: measured on this
- *   project's 2-core VM,
- *   ingest to tmpfs went from ~496 to ~531 MB/s (3 interleaved pairs of
- *   runs). With that worker not (yet) ready, a stream hashes in the calling
+ *   project's 2-core VM, ingest to tmpfs went from ~496 to ~531 MB/s (3
+ *   interleaved pairs of runs). With that worker not (yet) ready, a stream hashes in the calling
  *   thread, all of it, from its first byte to its digest.
  * - Backpressure is the caller's (ingest-file.ts keeps at most 2 × size + 2
  *   chunks in flight); the pool itself queues in the workers' ports.
@@ -264,29 +264,16 @@ export class SealPool {
     const slot = this.fileHashSlot;
     if (!slot || slot.state !== "ready" || this.broken || this.closed) return inThreadFileHash();
     const stream = this.nextStream++;
-    let ended = false;
     const send = <T>(request: HashRequest): Promise<T> => {
       const refused = this.refusal();
       if (refused) return Promise.reject(refused);
       return this.dispatch<T>(slot, request, []);
     };
-    return {
-      update: (bytes) => {
-        if (ended) return Promise.reject(new Error("FileHash.update: the stream has ended"));
-        if (!(bytes instanceof Uint8Array)) return Promise.reject(new TypeError("FileHash.update: bytes must be a Uint8Array"));
-        return send<unknown>({ id: this.nextId++, stream, bytes }).then(() => {});
-      },
-      digest: () => {
-        if (ended) return Promise.reject(new Error("FileHash.digest: the stream has ended"));
-        ended = true;
-        return send<{ digest: Uint8Array }>({ id: this.nextId++, stream, end: "digest" }).then((reply) => reply.digest);
-      },
-      discard: () => {
-        if (ended) return;
-        ended = true;
-        send<unknown>({ id: this.nextId++, stream, end: "discard" }).catch(() => {}); // a dead worker has forgotten it anyway
-      },
-    };
+    return fileHashOver({
+      add: (bytes) => send<unknown>({ id: this.nextId++, stream, bytes }).then(() => {}),
+      finish: () => send<{ digest: Uint8Array }>({ id: this.nextId++, stream, end: "digest" }).then((reply) => reply.digest),
+      drop: () => void send<unknown>({ id: this.nextId++, stream, end: "discard" }).catch(() => {}), // a dead worker has forgotten it anyway
+    });
   }
 
   private dispatch<T>(slot: Slot, request: SealRequest | HashRequest, transfer: ArrayBuffer[]): Promise<T> {
@@ -413,25 +400,31 @@ export function acquireSealPool(): { pool: SealPool; release: () => void } {
 /** openFileHash without a worker: the same SHA-256, in the calling thread. */
 function inThreadFileHash(): FileHash {
   const hash = createHash("sha256");
+  return fileHashOver({
+    add: async (bytes) => void hash.update(bytes),
+    finish: async () => new Uint8Array(hash.digest()),
+    drop: () => {},
+  });
+}
+
+/** The FileHash contract (checked bytes, nothing after the end, one end) over a backend that only adds, finishes or drops. */
+function fileHashOver(backend: { add(bytes: Uint8Array): Promise<void>; finish(): Promise<Uint8Array>; drop(): void }): FileHash {
   let ended = false;
   return {
     update: (bytes) => {
-      try {
-        if (ended) throw new Error("FileHash.update: the stream has ended");
-        if (!(bytes instanceof Uint8Array)) throw new TypeError("FileHash.update: bytes must be a Uint8Array");
-        hash.update(bytes);
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      if (ended) return Promise.reject(new Error("FileHash.update: the stream has ended"));
+      if (!(bytes instanceof Uint8Array)) return Promise.reject(new TypeError("FileHash.update: bytes must be a Uint8Array"));
+      return backend.add(bytes);
     },
     digest: () => {
       if (ended) return Promise.reject(new Error("FileHash.digest: the stream has ended"));
       ended = true;
-      return Promise.resolve(new Uint8Array(hash.digest()));
+      return backend.finish();
     },
     discard: () => {
+      if (ended) return;
       ended = true;
+      backend.drop();
     },
   };
 }
